@@ -1,0 +1,125 @@
+"""One gateway call from arrival to its event: timing, attribution, usage, price.
+
+``CallRecord`` is filled in as the call progresses and turned into exactly one event (``to_event``), whatever
+happened: success, validation error, upstream failure, a stream cut off, or a client that went away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from gateway.errors import ApexError
+from gateway.events.schema import empty_event
+from gateway.keys import ApiKey
+from gateway.pricing import PriceTable
+from gateway.providers.base import Usage
+
+__all__ = ["CallRecord", "prompt_hash"]
+
+
+def prompt_hash(messages: Any) -> str:
+    return hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(slots=True)
+class CallRecord:
+    endpoint: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    t0: float = field(default_factory=time.perf_counter)
+    ts_start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    key: ApiKey | None = None
+    end_user: str | None = None
+    feature: str | None = None
+    tags: list[str] | None = None
+    requested_model: str | None = None
+    served_model: str | None = None
+    price_model: str | None = None
+    """Price-table name of the model that served the call."""
+    baseline_price_model: str | None = None
+    """Price-table name of the model the client asked for (differs once routing changes the model)."""
+    provider: str | None = None
+    provider_kind: str | None = None
+    is_stream: bool = False
+    is_simulated: bool = False
+    http_status: int = 200
+    error_type: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    usage_source: str = "none"
+    ttft_s: float | None = None
+    upstream_s: float = 0.0
+    messages: Any = None
+
+    def fail(self, err: ApexError) -> None:
+        self.http_status = err.status
+        self.error_type = err.code or err.type
+
+    def to_event(self, prices: PriceTable, *, gateway_id: str, store_prompts: bool) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.t0
+        ev = empty_event()
+        ev.update(
+            event_id=uuid.uuid4().hex,
+            request_id=self.request_id,
+            gateway_id=gateway_id,
+            ts_start=self.ts_start,
+            ts_end=self.ts_start + timedelta(seconds=elapsed),
+            endpoint=self.endpoint,
+            end_user=self.end_user,
+            feature=self.feature,
+            tags=self.tags,
+            requested_model=self.requested_model,
+            served_model=self.served_model,
+            provider=self.provider,
+            provider_kind=self.provider_kind,
+            is_stream=self.is_stream,
+            is_simulated=self.is_simulated,
+            http_status=self.http_status,
+            error_type=self.error_type,
+            finish_reason=self.finish_reason,
+            usage_source=self.usage_source if self.usage is not None else "none",
+            latency_ms=round(elapsed * 1000, 3),
+            ttft_ms=round((self.ttft_s if self.ttft_s is not None else elapsed) * 1000, 3),
+            upstream_latency_ms=round(self.upstream_s * 1000, 3),
+            gateway_overhead_ms=round(max(elapsed - self.upstream_s, 0.0) * 1000, 3),
+        )
+        if self.key is not None:
+            ev.update(key_id=self.key.key_id, customer_id=self.key.customer_id, team_id=self.key.team_id)
+        if self.messages is not None:
+            ev["prompt_hash"] = prompt_hash(self.messages)
+            if store_prompts:
+                ev["prompt_text"] = orjson.dumps(self.messages).decode()
+        self._price(ev, prices)
+        return ev
+
+    def _price(self, ev: dict[str, Any], prices: PriceTable) -> None:
+        u = self.usage
+        if u is None:
+            ev["price_status"] = "no_usage"
+            return
+        ev.update(
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            cached_tokens=u.cached_tokens,
+            total_tokens=u.prompt_tokens + u.completion_tokens,
+            price_table_version=prices.version,
+        )
+        served = prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+        # the baseline is what the model the client asked for would have cost for the same tokens
+        if self.baseline_price_model == self.price_model:
+            baseline = served
+        else:
+            baseline = prices.price(self.baseline_price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+        ev["cost_usd"] = served.cost_usd
+        ev["baseline_cost_usd"] = baseline.cost_usd
+        ev["price_status"] = served.status
+        if served.price is not None:
+            ev["input_cost_per_token"] = served.price.input_cost_per_token
+            ev["output_cost_per_token"] = served.price.output_cost_per_token
+            ev["cache_read_cost_per_token"] = served.price.cache_read_cost_per_token

@@ -1,0 +1,110 @@
+"""The gateway's error hierarchy, rendered in one place as the OpenAI error body.
+
+    ApexError                        500 api_error
+    ├── InvalidRequestError          400 invalid_request_error   (bad JSON, missing/invalid fields)
+    │   └── PayloadTooLargeError     413 invalid_request_error
+    ├── AuthenticationError          401 authentication_error    (missing, unknown or revoked key)
+    ├── PermissionDeniedError        403 permission_error
+    ├── NotFoundError                404 invalid_request_error   (unknown model or route)
+    ├── RateLimitError               429 rate_limit_error        (budget or limits; carries Retry-After)
+    └── UpstreamError                502 upstream_error          (the provider failed or answered badly)
+        ├── UpstreamRateLimitError   429 rate_limit_error        (provider said 429; Retry-After passed on)
+        ├── UpstreamBadRequestError  400 invalid_request_error   (provider rejected the request body)
+        └── UpstreamTimeoutError     504 timeout_error
+"""
+
+from __future__ import annotations
+
+import orjson
+
+__all__ = [
+    "ApexError",
+    "AuthenticationError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UpstreamBadRequestError",
+    "UpstreamError",
+    "UpstreamRateLimitError",
+    "UpstreamTimeoutError",
+]
+
+
+class ApexError(Exception):
+    status = 500
+    type = "api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.retry_after = retry_after
+
+    def body(self) -> bytes:
+        return orjson.dumps(
+            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        )
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, int(self.retry_after + 0.999)))}
+
+
+class InvalidRequestError(ApexError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    status = 413
+
+
+class AuthenticationError(ApexError):
+    status = 401
+    type = "authentication_error"
+
+
+class PermissionDeniedError(ApexError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFoundError(ApexError):
+    status = 404
+    type = "invalid_request_error"
+
+
+class RateLimitError(ApexError):
+    status = 429
+    type = "rate_limit_error"
+
+
+class UpstreamError(ApexError):
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamRateLimitError(UpstreamError):
+    status = 429
+    type = "rate_limit_error"
+
+
+class UpstreamBadRequestError(UpstreamError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    type = "timeout_error"

@@ -1,0 +1,1 @@
+"""The event contract (schema) and the Parquet writer."""

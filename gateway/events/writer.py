@@ -1,0 +1,248 @@
+"""Background Parquet writer for gateway events.
+
+The request path only calls ``EventWriter.record(event)``: a non-blocking put on a bounded in-memory queue.
+A daemon thread drains the queue and rolls a Parquet file per ``date=/hour=`` partition when it holds
+``flush_rows`` events or its oldest event is ``flush_seconds`` old. Files are written under a ``.tmp`` name
+and renamed into place, so readers never see a partial file.
+
+When the queue is full (the disk or the writer cannot keep up) an event is *spilled*, not dropped: it is
+appended as one JSON line to ``_spill/spill-<gateway>.jsonl`` and folded into Parquet by the writer later (and
+on the next start). Only if that append fails too is an event counted as dropped. Both counts are exposed.
+A graceful shutdown (``close``) drains the queue and the spill files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gateway.events.schema import EVENT_SCHEMA, FIELD_NAMES, SCHEMA_VERSION
+
+__all__ = ["EventWriter", "WriterStats", "ensure_schema_file"]
+
+log = logging.getLogger("apex.events")
+
+_TS_FIELDS = ("ts_start", "ts_end")
+_STOP = object()
+
+
+@dataclass
+class WriterStats:
+    accepted: int = 0
+    written: int = 0
+    spilled: int = 0
+    dropped: int = 0
+    files: int = 0
+    write_errors: int = 0
+
+    def as_dict(self, queued: int) -> dict[str, int]:
+        return {
+            "accepted": self.accepted,
+            "queued": queued,
+            "written": self.written,
+            "spilled": self.spilled,
+            "dropped": self.dropped,
+            "files": self.files,
+            "write_errors": self.write_errors,
+        }
+
+
+def ensure_schema_file(events_dir: Path) -> Path:
+    """A zero-row file at the root so readers always find every column, even before the first event."""
+    path = events_dir / f"_schema_v{SCHEMA_VERSION}.parquet"
+    if not path.exists():
+        events_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".parquet.tmp")
+        pq.write_table(EVENT_SCHEMA.empty_table(), tmp)
+        os.replace(tmp, path)
+    return path
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+class EventWriter:
+    def __init__(
+        self,
+        events_dir: Path,
+        *,
+        gateway_id: str,
+        queue_size: int = 100_000,
+        flush_rows: int = 20_000,
+        flush_seconds: float = 5.0,
+    ) -> None:
+        self.events_dir = Path(events_dir)
+        self.gateway_id = gateway_id
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.stats = WriterStats()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._spill_dir = self.events_dir / "_spill"
+        self._spill_path = self._spill_dir / f"spill-{gateway_id}.jsonl"
+        self._spill_lock = threading.Lock()
+        self._seq = 0
+        self._closed = False
+        ensure_schema_file(self.events_dir)
+        self._thread = threading.Thread(target=self._run, name="apex-event-writer", daemon=True)
+        self._thread.start()
+
+    # -- request path ---------------------------------------------------------------------------------------
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        """Accept one event without blocking. Never raises."""
+        self.stats.accepted += 1
+        if not self._closed:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except queue.Full:
+                pass
+        self._spill(event)
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def snapshot(self) -> dict[str, int]:
+        return self.stats.as_dict(self.queued())
+
+    def _spill(self, event: Mapping[str, Any]) -> None:
+        try:
+            line = orjson.dumps(event, default=_to_jsonable) + b"\n"
+            with self._spill_lock:
+                self._spill_dir.mkdir(parents=True, exist_ok=True)
+                with open(self._spill_path, "ab") as fh:
+                    fh.write(line)
+                self.stats.spilled += 1
+        except Exception:
+            self.stats.dropped += 1
+            log.exception("event %s dropped: the queue is full and the spill file cannot be written",
+                          event.get("event_id"))
+
+    # -- writer thread --------------------------------------------------------------------------------------
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Drain everything to Parquet (queue, then spill files) and stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        buffers: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+        oldest: dict[tuple[str, str], float] = {}
+        self._ingest_spills(include_own=True)
+        while True:
+            try:
+                item = self._queue.get(timeout=min(1.0, self.flush_seconds))
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                # drain whatever raced in behind the stop marker
+                while True:
+                    try:
+                        rest = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if rest is not _STOP:
+                        self._buffer(rest, buffers, oldest)
+                for part in list(buffers):
+                    self._flush(part, buffers, oldest)
+                self._ingest_spills(include_own=True)
+                return
+            if item is not None:
+                self._buffer(item, buffers, oldest)
+            now = time.monotonic()
+            for part in list(buffers):
+                if len(buffers[part]) >= self.flush_rows or now - oldest[part] >= self.flush_seconds:
+                    self._flush(part, buffers, oldest)
+            if item is None and self.stats.spilled and self._spill_path.exists():
+                self._ingest_spills(include_own=True)
+
+    def _buffer(self, event: Mapping[str, Any], buffers: dict, oldest: dict) -> None:
+        ts = event["ts_start"]
+        part = (ts.strftime("%Y-%m-%d"), ts.strftime("%H"))
+        if part not in buffers or not buffers[part]:
+            oldest[part] = time.monotonic()
+        buffers[part].append(event)
+
+    def _flush(self, part: tuple[str, str], buffers: dict, oldest: dict) -> None:
+        rows = buffers.pop(part, [])
+        oldest.pop(part, None)
+        if rows:
+            self._write(part, rows)
+
+    def _write(self, part: tuple[str, str], rows: list[Mapping[str, Any]]) -> None:
+        date, hour = part
+        folder = self.events_dir / f"date={date}" / f"hour={hour}"
+        self._seq += 1
+        stamp = int(time.time() * 1000)
+        final = folder / f"events-{self.gateway_id}-{stamp}-{self._seq:06d}.parquet"
+        tmp = final.with_name(final.name + ".tmp")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            columns = {name: [row.get(name) for row in rows] for name in FIELD_NAMES}
+            table = pa.Table.from_pydict(columns, schema=EVENT_SCHEMA)
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, final)
+        except Exception:
+            # Keep the events: park them in the spill file and let a later pass retry.
+            self.stats.write_errors += 1
+            log.exception("writing %s failed; %d events moved to the spill file", final, len(rows))
+            tmp.unlink(missing_ok=True)
+            for row in rows:
+                self._spill(row)
+            return
+        self.stats.written += len(rows)
+        self.stats.files += 1
+
+    def _ingest_spills(self, *, include_own: bool) -> None:
+        """Fold spill files (this gateway's, and any left by a crashed one) into Parquet."""
+        if not self._spill_dir.exists():
+            return
+        for path in sorted(self._spill_dir.glob("spill-*.jsonl")):
+            if path != self._spill_path and not include_own:
+                continue
+            claimed = path.with_name(path.name + f".ingest-{os.getpid()}")
+            with self._spill_lock:
+                try:
+                    os.replace(path, claimed)
+                except FileNotFoundError:
+                    continue
+            by_part: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+            bad = 0
+            for line in claimed.read_bytes().splitlines():
+                try:
+                    row = orjson.loads(line)
+                    for f in _TS_FIELDS:
+                        row[f] = datetime.fromisoformat(row[f]).astimezone(UTC)
+                except Exception:
+                    bad += 1
+                    continue
+                ts = row["ts_start"]
+                by_part[(ts.strftime("%Y-%m-%d"), ts.strftime("%H"))].append(row)
+            spilled_before = self.stats.spilled
+            for part, rows in by_part.items():
+                self._write(part, rows)
+            if self.stats.spilled == spilled_before:
+                claimed.unlink()
+            else:
+                claimed.rename(claimed.with_name(path.name + f".failed-{int(time.time())}"))
+            if bad:
+                log.error("%s: %d unreadable spill lines skipped", path, bad)

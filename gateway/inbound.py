@@ -1,0 +1,97 @@
+"""Reading and validating what clients send: auth header, body size, JSON, and the chat request fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
+
+__all__ = ["bearer_token", "read_json_body", "validate_chat_request"]
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def bearer_token(request: Request) -> str:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for header in ("x-api-key", "api-key"):  # Anthropic- and Azure-style clients
+        if value := request.headers.get(header):
+            return value.strip()
+    raise AuthenticationError(
+        "Missing API key. Send your Apex key as 'Authorization: Bearer <key>' (create one with `apex keys create`).",
+        code="missing_api_key",
+    )
+
+
+async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"Request body is larger than the {limit}-byte limit.", code="body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"Request body is larger than the {limit}-byte limit.", code="body_too_large")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise InvalidRequestError("Request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("Request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _positive_int(body: dict[str, Any], name: str) -> None:
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidRequestError(f"'{name}' must be a positive integer.", param=name, code="invalid_value")
+
+
+def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequestError("you must provide a model parameter", param="model", code="missing_required_parameter")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequestError("'model' must be a non-empty string.", param="model", code="invalid_type")
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequestError("Missing required parameter: 'messages'.", param="messages",
+                                  code="missing_required_parameter")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError("'messages' must be a non-empty array.", param="messages", code="invalid_type")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise InvalidRequestError(f"'messages[{i}]' must be an object.", param=f"messages[{i}]",
+                                      code="invalid_type")
+        role = msg.get("role")
+        if role not in _ROLES:
+            raise InvalidRequestError(
+                f"'messages[{i}].role' must be one of {sorted(_ROLES)}, got {role!r}.",
+                param=f"messages[{i}].role", code="invalid_value",
+            )
+        content = msg.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidRequestError(f"'messages[{i}].content' must be a string or an array of parts.",
+                                      param=f"messages[{i}].content", code="invalid_type")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequestError("'stream' must be a boolean.", param="stream", code="invalid_type")
+    _positive_int(body, "max_tokens")
+    _positive_int(body, "max_completion_tokens")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequestError("'user' must be a string.", param="user", code="invalid_type")
+    return model, messages
+
+

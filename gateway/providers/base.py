@@ -1,0 +1,59 @@
+"""What every provider adapter gives the gateway: a chat call, a streamed chat call, and the usage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["ChatResult", "Provider", "StreamChunk", "Usage"]
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage | None:
+        if not isinstance(usage, dict):
+            return None
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        )
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A finished non-streaming call: the body to return as-is, and what the gateway needs to know of it."""
+
+    body: bytes
+    usage: Usage | None
+    served_model: str
+    finish_reason: str | None = None
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    """One SSE ``data:`` payload: the raw JSON bytes (forwarded untouched) and its parsed form."""
+
+    raw: bytes
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    name: str
+    kind: str
+    is_simulated: bool
+
+    async def chat(self, request: dict[str, Any], model: str) -> ChatResult: ...
+
+    def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+        """Yields chunks; the upstream connection is opened on the first ``__anext__``."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,139 @@
+"""OpenAI and any OpenAI-compatible upstream (vLLM, Together, Groq, a local fake, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+
+from gateway.errors import (
+    ApexError,
+    NotFoundError,
+    UpstreamBadRequestError,
+    UpstreamError,
+    UpstreamRateLimitError,
+)
+from gateway.providers.base import ChatResult, StreamChunk, Usage
+from gateway.upstream import Transport
+
+__all__ = ["OpenAICompatibleProvider", "upstream_error"]
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def upstream_error(provider: str, status: int, headers: Mapping[str, str], body: bytes) -> ApexError:
+    """Map an upstream error answer to the gateway's error, keeping the provider's message."""
+    try:
+        err = orjson.loads(body).get("error") or {}
+        detail = err.get("message") if isinstance(err, dict) else str(err)
+    except Exception:
+        detail = None
+    detail = (detail or body[:200].decode("utf-8", "replace") or f"HTTP {status}").strip()
+    msg = f"provider {provider!r} answered {status}: {detail}"
+    if status == 429:
+        return UpstreamRateLimitError(msg, code="upstream_rate_limited", retry_after=_retry_after(headers))
+    if status in (401, 403):
+        return UpstreamError(
+            f"provider {provider!r} rejected Apex's credentials ({status}); check the provider's api_key_env",
+            code="upstream_auth_failed",
+        )
+    if status == 404:
+        return NotFoundError(msg, param="model", code="model_not_found")
+    if 400 <= status < 500:
+        return UpstreamBadRequestError(msg, code="upstream_bad_request")
+    return UpstreamError(msg, code=f"upstream_{status}")
+
+
+class OpenAICompatibleProvider:
+    is_simulated = False
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        base_url: str,
+        api_key: str | None,
+        transport: Transport,
+        *,
+        timeout_s: float = 600.0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"content-type": "application/json", "accept-encoding": "gzip"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._transport = transport
+        self._timeout = timeout_s
+        self._connect_timeout = connect_timeout_s
+
+    def _body(self, request: dict[str, Any], model: str, *, stream: bool) -> bytes:
+        body = dict(request)
+        body["model"] = model
+        if stream:
+            body["stream"] = True
+            opts = dict(body.get("stream_options") or {})
+            opts["include_usage"] = True  # usage is always captured; the gateway strips it if not asked for
+            body["stream_options"] = opts
+        return orjson.dumps(body)
+
+    async def chat(self, request: dict[str, Any], model: str) -> ChatResult:
+        status, headers, raw = await self._transport.post(
+            self._url, self._headers, self._body(request, model, stream=False),
+            timeout=self._timeout, connect_timeout=self._connect_timeout,
+        )
+        if status >= 400:
+            raise upstream_error(self.name, status, headers, raw)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"provider {self.name!r} returned a body that is not JSON",
+                                code="upstream_bad_response") from None
+        choices = data.get("choices") or [{}]
+        return ChatResult(
+            body=raw,
+            usage=Usage.from_openai(data.get("usage")),
+            served_model=data.get("model") or model,
+            finish_reason=choices[0].get("finish_reason") if isinstance(choices[0], dict) else None,
+        )
+
+    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+        async with self._transport.stream(
+            self._url, self._headers, self._body(request, model, stream=True),
+            timeout=self._timeout, connect_timeout=self._connect_timeout,
+        ) as resp:
+            if resp.status >= 400:
+                raise upstream_error(self.name, resp.status, resp.headers, await resp.read())
+            done = False
+            async for line in resp.lines():
+                line = line.strip()
+                if not line.startswith(b"data:"):
+                    continue  # comments, event: lines, blank separators
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    done = True
+                    break
+                try:
+                    data = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"provider {self.name!r} sent a stream chunk that is not JSON",
+                                        code="upstream_bad_response") from None
+                if isinstance(data, dict) and "error" in data and "choices" not in data:
+                    err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
+                    raise UpstreamError(f"provider {self.name!r} failed mid-stream: {err.get('message')}",
+                                        code="upstream_stream_error")
+                yield StreamChunk(payload, data)
+            if not done:
+                raise UpstreamError(f"provider {self.name!r} ended the stream without [DONE]",
+                                    code="upstream_stream_interrupted")
+
+    async def close(self) -> None:
+        return None

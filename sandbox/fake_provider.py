@@ -1,0 +1,167 @@
+"""A local fake of the OpenAI chat-completions API, for tests and benchmarks (the network edge only).
+
+It speaks the real wire format, streaming included, and misbehaves on request, chosen by model name:
+
+    fake-429      429 with ``Retry-After: 2``
+    fake-500      500 with an OpenAI error body
+    fake-401      401 (the gateway's upstream key is wrong)
+    fake-slow     waits ``slow_s`` before answering
+    fake-cut      streams a few chunks, then drops the connection without ``[DONE]``
+    fake-nousage  answers without a ``usage`` object (stream and not)
+    anything else a normal answer: "echo: <last user message>" with exact usage
+
+Every request body it receives is kept in ``FakeProvider.requests`` for assertions.
+Run standalone: ``python -m sandbox.fake_provider --port 18001``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+__all__ = ["FakeProvider"]
+
+
+def _usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for msg in reversed(body.get("messages") or []):
+        if isinstance(msg, dict) and msg.get("role") == "user" and isinstance(msg.get("content"), str):
+            return msg["content"]
+    return ""
+
+
+class FakeProvider:
+    def __init__(self, *, slow_s: float = 2.0, record: bool = True) -> None:
+        self.slow_s = slow_s
+        self.record = record
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/health", lambda _r: web.json_response({"ok": True}))
+        return app
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        if self.record:
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+        model = body.get("model", "")
+        if model == "fake-429":
+            return web.json_response(
+                {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                status=429, headers={"Retry-After": "2"},
+            )
+        if model == "fake-500":
+            return web.json_response({"error": {"message": "The server had an error", "type": "server_error"}},
+                                     status=500)
+        if model == "fake-401":
+            return web.json_response({"error": {"message": "Incorrect API key", "type": "invalid_request_error",
+                                                "code": "invalid_api_key"}}, status=401)
+        if model == "fake-slow":
+            await asyncio.sleep(self.slow_s)
+        text = "echo: " + _last_user_text(body)
+        words = text.split(" ")
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
+        completion_tokens = len(words)
+        created = int(time.time())
+        if not body.get("stream"):
+            payload: dict[str, Any] = {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop", "logprobs": None}],
+            }
+            if model != "fake-nousage":
+                payload["usage"] = _usage(prompt_tokens, completion_tokens)
+            return web.Response(body=orjson.dumps(payload), content_type="application/json")
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        usage_field = {"usage": None} if include_usage else {}
+
+        def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> bytes:
+            data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    **usage_field, **extra}
+            return b"data: " + orjson.dumps(data) + b"\n\n"
+
+        await resp.write(chunk({"role": "assistant", "content": ""}))
+        for i, word in enumerate(words):
+            await resp.write(chunk({"content": ("" if i == 0 else " ") + word}))
+            if model == "fake-cut" and i == 1:
+                assert request.transport is not None
+                request.transport.close()  # drop the connection mid-answer
+                return resp
+            if model == "fake-slow":
+                await asyncio.sleep(0.01)
+        await resp.write(chunk({}, "stop"))
+        if include_usage and model != "fake-nousage":
+            await resp.write(chunk(None, usage=_usage(prompt_tokens, completion_tokens)))
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    # -- running it in a background thread (tests) ----------------------------------------------------------
+
+    def start(self, port: int = 0) -> FakeProvider:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", port)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-provider", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=18001)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    web.run_app(FakeProvider(record=False).app(), host=args.host, port=args.port, access_log=None,
+                print=lambda *_: None)
+
+
+if __name__ == "__main__":
+    main()

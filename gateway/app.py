@@ -31,6 +31,7 @@ from gateway.errors import ApexError, AuthenticationError, InvalidRequestError, 
 from gateway.events.writer import EventWriter
 from gateway.inbound import bearer_token, read_json_body, validate_chat_request
 from gateway.keys import ApiKey, KeyStore
+from gateway.metrics import GatewayMetrics
 from gateway.pricing import PriceTable
 from gateway.providers import Provider, StreamChunk, Usage, build_provider
 from gateway.tokens import count_message_tokens, count_text_tokens
@@ -51,7 +52,7 @@ class GatewayState:
     transport: Transport | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
     gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()[:24]}-{os.getpid()}")
-    auth_failures: int = 0
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started: float = field(default_factory=time.time)
 
     async def start(self) -> None:
@@ -60,6 +61,7 @@ class GatewayState:
             s.data.events_path, gateway_id=self.gateway_id, queue_size=s.events.queue_size,
             flush_rows=s.events.flush_rows, flush_seconds=s.events.flush_seconds,
         )
+        self.metrics.watch_writer(self.writer.snapshot)
         self.transport = make_transport(s.gateway.upstream_transport)
         self.providers = {p.name: build_provider(p, self.transport) for p in s.providers}
         # load the tokenizer now rather than on the first request that needs an estimate
@@ -91,6 +93,7 @@ class GatewayState:
                 self.keys.record_spend(call.key.key_id, ev["cost_usd"])
             assert self.writer is not None
             self.writer.record(ev)
+            self.metrics.observe(ev)
         except Exception:
             log.exception("could not record the event for request %s", call.request_id)
 
@@ -104,7 +107,7 @@ def _authenticate(state: GatewayState, request: Request) -> ApiKey:
     token = bearer_token(request)
     key = state.keys.verify(token)
     if key is None:
-        state.auth_failures += 1
+        state.metrics.auth_failures.inc()
         raise AuthenticationError("Incorrect API key provided. Create one with `apex keys create`.",
                                   code="invalid_api_key")
     return key
@@ -297,10 +300,15 @@ async def health(request: Request) -> Response:
         "gateway_id": state.gateway_id,
         "uptime_s": round(time.time() - state.started, 1),
         "price_table_version": state.prices.version,
-        "auth_failures": state.auth_failures,
+        "auth_failures": int(state.metrics.auth_failures._value.get()),
         "events": writer,
     }
     return Response(orjson.dumps(body), media_type=JSON)
+
+
+async def metrics(request: Request) -> Response:
+    state: GatewayState = request.app.state.apex
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -340,6 +348,7 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: Pric
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

@@ -147,3 +147,21 @@ def test_prompts_are_stored_only_when_configured(make_gateway):
     client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     ev = gw.events().row(0, named=True)
     assert json.loads(ev["prompt_text"]) == MSG
+
+
+def test_metrics_and_health_expose_calls_cost_and_the_event_queue(gw):
+    import httpx
+
+    client = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
+    client.chat.completions.create(model="fake-echo", messages=MSG)
+    client.chat.completions.create(model="sim-unpriced", messages=MSG)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="fake-429", messages=MSG)
+    text = httpx.get(gw.url + "/metrics").text
+    assert 'apex_requests_total{gen_ai_request_model="fake-echo",http_status="200"} 1.0' in text
+    assert 'apex_unpriced_calls_total{gen_ai_request_model="sim-unpriced"} 1.0' in text
+    assert 'apex_upstream_errors_total{error_type="upstream_rate_limited",gen_ai_provider_name="fake"} 1.0' in text
+    assert "gen_ai_server_request_duration_seconds_bucket" in text
+    assert "apex_events_dropped 0.0" in text and "apex_event_queue_depth" in text
+    health = httpx.get(gw.url + "/health").json()
+    assert health["events"]["accepted"] == 3 and health["events"]["dropped"] == 0

@@ -59,7 +59,7 @@ class GatewayState:
         s = self.settings
         self.writer = EventWriter(
             s.data.events_path, gateway_id=self.gateway_id, queue_size=s.events.queue_size,
-            flush_rows=s.events.flush_rows, flush_seconds=s.events.flush_seconds,
+            flush_rows=s.events.flush_rows, flush_seconds=s.events.flush_seconds, prepare=self.event_for,
         )
         self.metrics.watch_writer(self.writer.snapshot)
         self.transport = make_transport(s.gateway.upstream_transport)
@@ -85,17 +85,23 @@ class GatewayState:
             log.info("event writer closed: %s", self.writer.snapshot())
 
     def finish(self, call: CallRecord) -> None:
-        """Turn a call into its event and settle its spend. Never raises into the request."""
+        """Close the call and hand it to the writer. Never raises into the request.
+
+        Only pricing (for the spend counter) happens here; the event itself is built in the writer thread."""
         try:
-            ev = call.to_event(self.prices, gateway_id=self.gateway_id,
-                               store_prompts=self.settings.gateway.store_prompts)
-            if call.key is not None and ev["cost_usd"]:
-                self.keys.record_spend(call.key.key_id, ev["cost_usd"])
+            priced = call.close(self.prices)
+            if call.key is not None and priced is not None and priced.cost_usd:
+                self.keys.record_spend(call.key.key_id, priced.cost_usd)
             assert self.writer is not None
-            self.writer.record(ev)
-            self.metrics.observe(ev)
+            self.writer.record(call)
         except Exception:
             log.exception("could not record the event for request %s", call.request_id)
+
+    def event_for(self, call: CallRecord) -> dict[str, Any]:
+        """Runs in the writer thread: the event row, and the metrics it feeds."""
+        ev = call.to_event(self.prices, gateway_id=self.gateway_id, store_prompts=self.settings.gateway.store_prompts)
+        self.metrics.observe(ev)
+        return ev
 
 
 def _error(err: ApexError, request_id: str) -> Response:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +16,9 @@ import orjson
 
 from gateway.errors import ApexError
 from gateway.events.schema import empty_event
+from gateway.ids import new_id
 from gateway.keys import ApiKey
-from gateway.pricing import PriceTable
+from gateway.pricing import PriceTable, Priced
 from gateway.providers.base import Usage
 
 __all__ = ["CallRecord", "prompt_hash"]
@@ -31,7 +31,7 @@ def prompt_hash(messages: Any) -> str:
 @dataclass(slots=True)
 class CallRecord:
     endpoint: str
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_id)
     t0: float = field(default_factory=time.perf_counter)
     ts_start: datetime = field(default_factory=lambda: datetime.now(UTC))
     key: ApiKey | None = None
@@ -56,16 +56,26 @@ class CallRecord:
     ttft_s: float | None = None
     upstream_s: float = 0.0
     messages: Any = None
+    t_end: float | None = None
+    priced: Priced | None = None
+
+    def close(self, prices: PriceTable) -> Priced | None:
+        """Stop the clock and price the call (on the request path: spend must settle before the next call)."""
+        self.t_end = time.perf_counter()
+        u = self.usage
+        if u is not None:
+            self.priced = prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+        return self.priced
 
     def fail(self, err: ApexError) -> None:
         self.http_status = err.status
         self.error_type = err.code or err.type
 
     def to_event(self, prices: PriceTable, *, gateway_id: str, store_prompts: bool) -> dict[str, Any]:
-        elapsed = time.perf_counter() - self.t0
+        elapsed = (self.t_end or time.perf_counter()) - self.t0
         ev = empty_event()
         ev.update(
-            event_id=uuid.uuid4().hex,
+            event_id=new_id(),
             request_id=self.request_id,
             gateway_id=gateway_id,
             ts_start=self.ts_start,
@@ -110,7 +120,7 @@ class CallRecord:
             total_tokens=u.prompt_tokens + u.completion_tokens,
             price_table_version=prices.version,
         )
-        served = prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+        served = self.priced or prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
         # the baseline is what the model the client asked for would have cost for the same tokens
         if self.baseline_price_model == self.price_model:
             baseline = served

@@ -63,12 +63,13 @@ def test_full_queue_spills_to_disk_and_nothing_is_lost(tmp_path):
     assert not list((tmp_path / "_spill").glob("*.jsonl"))
 
 
-def test_spill_left_by_a_crashed_gateway_is_ingested_on_start(tmp_path):
-    w = EventWriter(tmp_path, gateway_id="crashed", queue_size=1, flush_seconds=60)
-    w._closed = True  # simulate a process that died: everything goes to the spill file
+def test_event_arriving_after_close_is_spilled_and_ingested_by_the_next_start(tmp_path):
+    w = EventWriter(tmp_path, gateway_id="old", flush_seconds=60)
+    w.close()
     ev = make_event(datetime.now(UTC))
-    w.record(ev)
+    w.record(ev)  # e.g. a request that finished after the shutdown grace period
     assert w.snapshot()["spilled"] == 1
+    assert not list(tmp_path.glob("date=*/hour=*/*.parquet"))
     w2 = EventWriter(tmp_path, gateway_id="next", flush_seconds=60)
     w2.close()
     assert read_all(tmp_path)["event_id"].to_list() == [ev["event_id"]]

@@ -35,7 +35,8 @@ what was called
   is_simulated            *required* bool. Served by the offline simulated provider (not real spend).
 
 outcome
-  http_status             *required* int16. Status returned to the client.
+  http_status             *required* int16. Status returned to the client (one of ``KNOWN_HTTP_STATUSES``;
+                          499 = the client disconnected mid-stream).
   error_type              string. Null on success; else the OpenAI-style error type
                           (``invalid_request_error``, ``authentication_error``, ``rate_limit_error``,
                           ``upstream_error``, ``timeout_error``, ...).
@@ -86,7 +87,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["EVENT_SCHEMA", "SCHEMA_VERSION", "FIELD_NAMES", "empty_event"]
+__all__ = [
+    "EVENT_SCHEMA",
+    "FIELD_NAMES",
+    "KNOWN_HTTP_STATUSES",
+    "PRICE_STATUSES",
+    "SCHEMA_VERSION",
+    "USAGE_SOURCES",
+    "empty_event",
+]
 
 SCHEMA_VERSION = 1
 
@@ -149,6 +158,9 @@ EVENT_SCHEMA = pa.schema(
 FIELD_NAMES: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
 
 USAGE_SOURCES = ("provider", "estimated", "none")
+# Statuses an event may carry: success, the gateway's own rejections (401s are counted, not logged), relayed
+# upstream failures, and 499 for a client that went away mid-stream (nginx's convention).
+KNOWN_HTTP_STATUSES = (200, 400, 401, 402, 403, 404, 408, 409, 413, 415, 422, 429, 499, 500, 502, 503, 504)
 PRICE_STATUSES = ("priced", "unknown", "no_usage")
 
 

@@ -1,0 +1,35 @@
+"""The Apex code location: raw events → GX check → dbt spend marts; a new-files sensor, an hourly schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dagster_project.assets.dbt_marts import apex_dbt_models, build_dbt_resource
+from dagster_project.assets.raw_events import raw_gateway_events
+from dagster_project.checks import raw_events_quality
+from dagster_project.jobs import apex_all
+from dagster_project.resources import ApexDataResource
+from dagster_project.schedules import apex_all_hourly
+from dagster_project.sensors import new_event_files_sensor
+from gateway.config import Settings, load_settings
+
+__all__ = ["build_definitions", "defs"]
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Definitions wired to ``settings`` (default: ``load_settings()``, i.e. apex.yaml + APEX_* variables)."""
+    settings = settings or load_settings()
+    return dg.Definitions(
+        assets=[raw_gateway_events, apex_dbt_models],
+        asset_checks=[raw_events_quality],
+        jobs=[apex_all],
+        sensors=[new_event_files_sensor],
+        schedules=[apex_all_hourly],
+        resources={
+            "apex_data": ApexDataResource.from_settings(settings),
+            "dbt": build_dbt_resource(),
+        },
+    )
+
+
+defs = build_definitions()

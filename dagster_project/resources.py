@@ -1,0 +1,68 @@
+"""Where the analytics side reads events and writes the warehouse: a Dagster resource built from settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from gateway.config import Settings
+
+__all__ = ["ApexDataResource", "dbt_executable"]
+
+
+class ApexDataResource(dg.ConfigurableResource):
+    """Absolute paths of the raw events directory and the DuckDB warehouse."""
+
+    events_dir: str
+    warehouse_path: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApexDataResource:
+        return cls(
+            events_dir=str(settings.data.events_path.expanduser().resolve()),
+            warehouse_path=str(settings.data.warehouse_path.expanduser().resolve()),
+        )
+
+    @property
+    def events_path(self) -> Path:
+        return Path(self.events_dir)
+
+    def dbt_env(self) -> dict[str, str]:
+        """The variables the dbt project reads (``env_var`` in profiles.yml and the source definition)."""
+        return {"APEX_EVENTS_DIR": self.events_dir, "APEX_WAREHOUSE": self.warehouse_path}
+
+    @contextmanager
+    def dbt_invocation_env(self) -> Iterator[None]:
+        """Expose :meth:`dbt_env` to a dbt subprocess started inside the block.
+
+        ``DbtCliResource.cli`` copies ``os.environ`` into the subprocess it starts and takes no ``env``
+        argument, so the variables are set for the duration of that call and restored afterwards.
+        """
+        Path(self.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
+        saved = {name: os.environ.get(name) for name in self.dbt_env()}
+        os.environ.update(self.dbt_env())
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` installed next to this interpreter (a venv need not be on PATH), else the one on PATH."""
+    sibling = Path(sys.executable).with_name("dbt")
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("dbt")
+    if found is None:
+        raise FileNotFoundError(f"no dbt executable next to {sys.executable} or on PATH; install dbt-duckdb")
+    return found

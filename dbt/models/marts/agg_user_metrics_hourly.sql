@@ -1,0 +1,58 @@
+-- Usage, spend and cache effectiveness per hour, customer and end user (anonymous calls grouped together).
+
+with
+
+spend as (
+
+    select * from {{ ref('fct_llm_spend') }}
+
+),
+
+aggregated as (
+
+    select
+        event_hour as hour,
+        customer_id,
+        coalesce(end_user, '(anonymous)') as end_user,
+        count(*) as requests,
+        count(*) filter (where is_error) as error_requests,
+        cast(coalesce(sum(prompt_tokens), 0) as bigint) as prompt_tokens,
+        cast(coalesce(sum(completion_tokens), 0) as bigint) as completion_tokens,
+        cast(coalesce(sum(total_tokens), 0) as bigint) as total_tokens,
+        -- sums of known spend; unpriced_requests says how much is missing
+        coalesce(sum(cost_usd), 0) as cost_usd,
+        coalesce(sum(baseline_cost_usd), 0) as baseline_cost_usd,
+        sum(savings_usd) as savings_usd,
+        count(*) filter (where is_cache_hit) as cache_hits,
+        count(*) filter (where price_status = 'unknown') as unpriced_requests,
+        count(*) filter (where is_simulated) as simulated_requests
+
+    from spend
+    group by 1, 2, 3
+
+),
+
+final as (
+
+    select
+        hour,
+        customer_id,
+        end_user,
+        requests,
+        error_requests,
+        prompt_tokens,
+        completion_tokens,
+        total_tokens,
+        cost_usd,
+        baseline_cost_usd,
+        savings_usd,
+        cache_hits,
+        cache_hits / requests as cache_hit_rate,
+        unpriced_requests,
+        simulated_requests
+
+    from aggregated
+
+)
+
+select * from final

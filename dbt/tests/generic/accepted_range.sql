@@ -1,0 +1,9 @@
+{#- Values outside [min_value, max_value] (inclusive); nulls are allowed. -#}
+{% test accepted_range(model, column_name, min_value, max_value) %}
+
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} < {{ min_value }}
+    or {{ column_name }} > {{ max_value }}
+
+{% endtest %}

@@ -166,9 +166,7 @@ def http(
     headers: dict[str, str] | None = None,
     timeout: float = 5.0,
 ) -> tuple[int, bytes]:
-    req = urllib.request.Request(
-        url, data=body.encode() if body else None, method=method, headers=headers or {}
-    )
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -176,9 +174,7 @@ def http(
         return exc.code, exc.read()
 
 
-def wait_ready(
-    url: str, proc: subprocess.Popen[bytes], name: str, logfile: Path, timeout: float = 60.0
-) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, logfile: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -223,9 +219,7 @@ def wrk_script() -> Path:
     return path
 
 
-def run_load(
-    procs: Procs, url: str, conns: int, duration: float, *, use_wrk: bool, cpu: int | None
-) -> dict[str, Any]:
+def run_load(procs: Procs, url: str, conns: int, duration: float, *, use_wrk: bool, cpu: int | None) -> dict[str, Any]:
     """One closed-loop measurement: ``conns`` connections sending back-to-back requests for ``duration`` s."""
     if use_wrk:
         cmd = [
@@ -523,8 +517,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, *, use_wrk: bool, 
         )
     print()
     print(
-        f"added latency at c=1 (gateway aiohttp - direct): p50 {added['p50_ms']:+.2f} ms, "
-        f"p99 {added['p99_ms']:+.2f} ms"
+        f"added latency at c=1 (gateway aiohttp - direct): p50 {added['p50_ms']:+.2f} ms, p99 {added['p99_ms']:+.2f} ms"
     )
     print(
         f"transport at c={c}: aiohttp {ga['rps']:.1f} req/s vs httpx {gh['rps']:.1f} req/s "
@@ -566,9 +559,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each measurement")
     parser.add_argument("--connections", type=int, default=32, help="connections for the concurrent runs")
-    parser.add_argument(
-        "--python-loadgen", action="store_true", help="use the Python generator even if wrk exists"
-    )
+    parser.add_argument("--python-loadgen", action="store_true", help="use the Python generator even if wrk exists")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs with taskset")
     parser.add_argument(
         "--register-key-only",

@@ -58,9 +58,7 @@ def _suite() -> Any:
     for column in _NON_NEGATIVE:  # column-map expectations skip nulls: null cost/tokens are allowed
         suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(column=column, min_value=0))
     for column, values in _IN_SET.items():
-        suite.add_expectation(
-            gx.expectations.ExpectColumnValuesToBeInSet(column=column, value_set=list(values))
-        )
+        suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(column=column, value_set=list(values)))
     return suite
 
 

@@ -24,9 +24,7 @@ MATERIALIZE_HINT = (
     "Send traffic through the gateway, then materialize the warehouse: "
     "`dagster dev` → **Materialize all**, or `make demo`."
 )
-SIMULATED_BANNER = (
-    "Simulated traffic: these costs are what the calls would cost at list price; no provider was billed."
-)
+SIMULATED_BANNER = "Simulated traffic: these costs are what the calls would cost at list price; no provider was billed."
 _BREAKDOWN_TITLES = {"model": "Spend by model", "provider": "Spend by provider", "user": "Spend by user"}
 _BREAKDOWN_LABELS = {"model": "Model", "provider": "Provider", "user": "User"}
 
@@ -49,9 +47,7 @@ def _customers(path: str) -> list[str]:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Loading…")
-def _page_data(
-    path: str, start: dt.date, end: dt.date, customer: str | None, top_n: int
-) -> dict[str, pl.DataFrame]:
+def _page_data(path: str, start: dt.date, end: dt.date, customer: str | None, top_n: int) -> dict[str, pl.DataFrame]:
     p, f = Path(path), queries.Filters(start, end, customer)
     grain: queries.Grain = "hour" if f.days <= HOURLY_MAX_DAYS else "day"
     return {
@@ -69,9 +65,7 @@ def _sidebar(path: Path) -> tuple[queries.Filters, int]:
     with st.sidebar:
         st.header("Filters")
         choice = st.selectbox("Customer", [ALL_CUSTOMERS, *_customers(str(path))])
-        picked = st.date_input(
-            "Date range (UTC)", value=(rng.first, rng.last), min_value=rng.first, max_value=rng.last
-        )
+        picked = st.date_input("Date range (UTC)", value=(rng.first, rng.last), min_value=rng.first, max_value=rng.last)
         top_n = st.slider("Top users shown", min_value=5, max_value=50, value=10, step=5)
         if st.button("Refresh now", help=f"Data refreshes on its own every {CACHE_TTL_S} s."):
             st.cache_data.clear()

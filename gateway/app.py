@@ -58,8 +58,12 @@ class GatewayState:
     async def start(self) -> None:
         s = self.settings
         self.writer = EventWriter(
-            s.data.events_path, gateway_id=self.gateway_id, queue_size=s.events.queue_size,
-            flush_rows=s.events.flush_rows, flush_seconds=s.events.flush_seconds, prepare=self.event_for,
+            s.data.events_path,
+            gateway_id=self.gateway_id,
+            queue_size=s.events.queue_size,
+            flush_rows=s.events.flush_rows,
+            flush_seconds=s.events.flush_seconds,
+            prepare=self.event_for,
         )
         self.metrics.watch_writer(self.writer.snapshot)
         self.transport = make_transport(s.gateway.upstream_transport)
@@ -114,8 +118,9 @@ def _authenticate(state: GatewayState, request: Request) -> ApiKey:
     key = state.keys.verify(token)
     if key is None:
         state.metrics.auth_failures.inc()
-        raise AuthenticationError("Incorrect API key provided. Create one with `apex keys create`.",
-                                  code="invalid_api_key")
+        raise AuthenticationError(
+            "Incorrect API key provided. Create one with `apex keys create`.", code="invalid_api_key"
+        )
     return key
 
 
@@ -156,10 +161,15 @@ async def chat_completions(request: Request) -> Response:
         if route is None:
             raise NotFoundError(
                 f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
-                param="model", code="model_not_found",
+                param="model",
+                code="model_not_found",
             )
         provider = state.providers[route.provider]
-        call.provider, call.provider_kind, call.is_simulated = provider.name, provider.kind, provider.is_simulated
+        call.provider, call.provider_kind, call.is_simulated = (
+            provider.name,
+            provider.kind,
+            provider.is_simulated,
+        )
         call.served_model = route.target
         call.price_model = call.baseline_price_model = route.price_model or route.target
         _check_budget(state, call.key)
@@ -176,15 +186,20 @@ async def chat_completions(request: Request) -> Response:
         if result.usage is not None:
             call.usage, call.usage_source = result.usage, "provider"
         else:
-            call.usage, call.usage_source = _estimate(messages, model, _completion_text(result.body)), "estimated"
+            call.usage, call.usage_source = (
+                _estimate(messages, model, _completion_text(result.body)),
+                "estimated",
+            )
         return Response(result.body, media_type=JSON, headers={"x-request-id": call.request_id})
     except ApexError as err:
         call.fail(err)
         return _error(err, call.request_id)
     except Exception:
         log.exception("unexpected error in request %s", call.request_id)
-        err = ApexError("The gateway hit an internal error; the request id identifies it in the logs.",
-                        code="internal_error")
+        err = ApexError(
+            "The gateway hit an internal error; the request id identifies it in the logs.",
+            code="internal_error",
+        )
         call.fail(err)
         return _error(err, call.request_id)
     finally:
@@ -201,8 +216,10 @@ def _completion_text(raw: bytes) -> str:
 
 
 def _estimate(messages: Any, model: str, completion_text: str) -> Usage:
-    return Usage(prompt_tokens=count_message_tokens(messages, model),
-                 completion_tokens=count_text_tokens(completion_text, model))
+    return Usage(
+        prompt_tokens=count_message_tokens(messages, model),
+        completion_tokens=count_text_tokens(completion_text, model),
+    )
 
 
 def _delta_text(data: dict[str, Any]) -> str:
@@ -214,8 +231,9 @@ def _delta_text(data: dict[str, Any]) -> str:
     return "".join(out)
 
 
-async def _stream(state: GatewayState, call: CallRecord, provider: Provider, body: dict[str, Any],
-                  target: str) -> Response:
+async def _stream(
+    state: GatewayState, call: CallRecord, provider: Provider, body: dict[str, Any], target: str
+) -> Response:
     """Open the upstream stream and wait for its first chunk before answering, so that an upstream error
     still gets its real status code; from then on, failures travel as an SSE error event."""
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -236,8 +254,14 @@ async def _stream(state: GatewayState, call: CallRecord, provider: Provider, bod
     )
 
 
-async def _relay(state: GatewayState, call: CallRecord, chunks: AsyncIterator[StreamChunk], first: StreamChunk,
-                 wants_usage: bool, t_up: float) -> AsyncIterator[bytes]:
+async def _relay(
+    state: GatewayState,
+    call: CallRecord,
+    chunks: AsyncIterator[StreamChunk],
+    first: StreamChunk,
+    wants_usage: bool,
+    t_up: float,
+) -> AsyncIterator[bytes]:
     text: list[str] = []
     usage: Usage | None = None
     try:
@@ -252,10 +276,8 @@ async def _relay(state: GatewayState, call: CallRecord, chunks: AsyncIterator[St
             text.append(_delta_text(data))
             raw = chunk.raw
             if not wants_usage and "usage" in data:
-                if not data.get("choices"):
-                    raw = b""  # the usage-only chunk the client did not ask for
-                else:
-                    raw = orjson.dumps({k: v for k, v in data.items() if k != "usage"})
+                # drop the usage-only chunk the client did not ask for; strip the field from the others
+                raw = orjson.dumps({k: v for k, v in data.items() if k != "usage"}) if data.get("choices") else b""
             if raw:
                 yield b"data: " + raw + b"\n\n"
                 if call.ttft_s is None:
@@ -291,11 +313,11 @@ async def list_models(request: Request) -> Response:
     except ApexError as err:
         return _error(err, request_id)
     data = [
-        {"id": m.name, "object": "model", "created": 0, "owned_by": f"apex:{m.provider}"}
-        for m in state.settings.models
+        {"id": m.name, "object": "model", "created": 0, "owned_by": f"apex:{m.provider}"} for m in state.settings.models
     ]
-    return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON,
-                    headers={"x-request-id": request_id})
+    return Response(
+        orjson.dumps({"object": "list", "data": data}), media_type=JSON, headers={"x-request-id": request_id}
+    )
 
 
 async def health(request: Request) -> Response:
@@ -322,8 +344,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         err: ApexError = NotFoundError(f"Unknown endpoint {request.method} {request.url.path}.", code="unknown_url")
     elif exc.status_code == 405:
-        err = InvalidRequestError(f"Method {request.method} is not allowed on {request.url.path}.",
-                                  code="method_not_allowed")
+        err = InvalidRequestError(
+            f"Method {request.method} is not allowed on {request.url.path}.", code="method_not_allowed"
+        )
         err.status = 405
     else:
         err = ApexError(str(exc.detail))
@@ -341,8 +364,12 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: Pric
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.start()
-        log.info("gateway %s ready; %d provider(s), %d model(s)", state.gateway_id, len(state.providers),
-                 len(settings.models))
+        log.info(
+            "gateway %s ready; %d provider(s), %d model(s)",
+            state.gateway_id,
+            len(state.providers),
+            len(settings.models),
+        )
         try:
             yield
         finally:

@@ -18,7 +18,7 @@ from gateway.errors import ApexError
 from gateway.events.schema import empty_event
 from gateway.ids import new_id
 from gateway.keys import ApiKey
-from gateway.pricing import PriceTable, Priced
+from gateway.pricing import Priced, PriceTable
 from gateway.providers.base import Usage
 
 __all__ = ["CallRecord", "prompt_hash"]

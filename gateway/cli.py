@@ -16,7 +16,10 @@ keys_app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args
 app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="apex.yaml to use (default: $APEX_CONFIG or ./apex.yaml).")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="apex.yaml to use (default: $APEX_CONFIG or ./apex.yaml)."),
+]
 
 
 def _settings(config: Path | None) -> Settings:
@@ -71,8 +74,9 @@ def keys_create(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"created {key.key_id} ({key.name}) for customer {key.customer_id}; store the key now, "
-                  "it is not shown again:")
+    console.print(
+        f"created {key.key_id} ({key.name}) for customer {key.customer_id}; store the key now, it is not shown again:"
+    )
     print(plain)
 
 
@@ -93,8 +97,13 @@ def keys_list(
     table = Table("key_id", "name", "hint", "customer", "team", "budget_usd", "spent_usd", "status")
     for k in keys:
         table.add_row(
-            k.key_id, k.name, k.key_hint, k.customer_id, k.team_id or "",
-            "" if k.budget_usd is None else f"{k.budget_usd:.2f}", f"{k.spent_usd:.6f}",
+            k.key_id,
+            k.name,
+            k.key_hint,
+            k.customer_id,
+            k.team_id or "",
+            "" if k.budget_usd is None else f"{k.budget_usd:.2f}",
+            f"{k.spent_usd:.6f}",
             "active" if k.active else f"revoked {k.revoked_at}",
         )
     Console().print(table)

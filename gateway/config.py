@@ -138,9 +138,7 @@ class Settings(_Frozen):
             raise ValueError(f"models: duplicate name(s) {sorted(dupes)}")
         for i, route in enumerate(self.models):
             if route.provider not in names:
-                raise ValueError(
-                    f"models.{i}.provider: {route.provider!r} is not a configured provider (have {names})"
-                )
+                raise ValueError(f"models.{i}.provider: {route.provider!r} is not a configured provider (have {names})")
         return self
 
     def provider(self, name: str) -> ProviderSettings:

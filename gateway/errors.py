@@ -1,16 +1,16 @@
 """The gateway's error hierarchy, rendered in one place as the OpenAI error body.
 
-    ApexError                        500 api_error
-    ├── InvalidRequestError          400 invalid_request_error   (bad JSON, missing/invalid fields)
-    │   └── PayloadTooLargeError     413 invalid_request_error
-    ├── AuthenticationError          401 authentication_error    (missing, unknown or revoked key)
-    ├── PermissionDeniedError        403 permission_error
-    ├── NotFoundError                404 invalid_request_error   (unknown model or route)
-    ├── RateLimitError               429 rate_limit_error        (budget or limits; carries Retry-After)
-    └── UpstreamError                502 upstream_error          (the provider failed or answered badly)
-        ├── UpstreamRateLimitError   429 rate_limit_error        (provider said 429; Retry-After passed on)
-        ├── UpstreamBadRequestError  400 invalid_request_error   (provider rejected the request body)
-        └── UpstreamTimeoutError     504 timeout_error
+ApexError                        500 api_error
+├── InvalidRequestError          400 invalid_request_error   (bad JSON, missing/invalid fields)
+│   └── PayloadTooLargeError     413 invalid_request_error
+├── AuthenticationError          401 authentication_error    (missing, unknown or revoked key)
+├── PermissionDeniedError        403 permission_error
+├── NotFoundError                404 invalid_request_error   (unknown model or route)
+├── RateLimitError               429 rate_limit_error        (budget or limits; carries Retry-After)
+└── UpstreamError                502 upstream_error          (the provider failed or answered badly)
+    ├── UpstreamRateLimitError   429 rate_limit_error        (provider said 429; Retry-After passed on)
+    ├── UpstreamBadRequestError  400 invalid_request_error   (provider rejected the request body)
+    └── UpstreamTimeoutError     504 timeout_error
 """
 
 from __future__ import annotations

@@ -61,29 +61,37 @@ def _positive_int(body: dict[str, Any], name: str) -> None:
 def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     model = body.get("model")
     if model is None:
-        raise InvalidRequestError("you must provide a model parameter", param="model", code="missing_required_parameter")
+        raise InvalidRequestError(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError("'model' must be a non-empty string.", param="model", code="invalid_type")
     messages = body.get("messages")
     if messages is None:
-        raise InvalidRequestError("Missing required parameter: 'messages'.", param="messages",
-                                  code="missing_required_parameter")
+        raise InvalidRequestError(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("'messages' must be a non-empty array.", param="messages", code="invalid_type")
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise InvalidRequestError(f"'messages[{i}]' must be an object.", param=f"messages[{i}]",
-                                      code="invalid_type")
+            raise InvalidRequestError(
+                f"'messages[{i}]' must be an object.", param=f"messages[{i}]", code="invalid_type"
+            )
         role = msg.get("role")
         if role not in _ROLES:
             raise InvalidRequestError(
                 f"'messages[{i}].role' must be one of {sorted(_ROLES)}, got {role!r}.",
-                param=f"messages[{i}].role", code="invalid_value",
+                param=f"messages[{i}].role",
+                code="invalid_value",
             )
         content = msg.get("content")
         if content is not None and not isinstance(content, str | list):
-            raise InvalidRequestError(f"'messages[{i}].content' must be a string or an array of parts.",
-                                      param=f"messages[{i}].content", code="invalid_type")
+            raise InvalidRequestError(
+                f"'messages[{i}].content' must be a string or an array of parts.",
+                param=f"messages[{i}].content",
+                code="invalid_type",
+            )
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequestError("'stream' must be a boolean.", param="stream", code="invalid_type")
@@ -93,5 +101,3 @@ def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any
     if user is not None and not isinstance(user, str):
         raise InvalidRequestError("'user' must be a string.", param="user", code="invalid_type")
     return model, messages
-
-

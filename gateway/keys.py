@@ -80,7 +80,12 @@ class KeyStore:
     # -- administration -------------------------------------------------------------------------------------
 
     def create(
-        self, name: str, *, customer_id: str = "default", team_id: str | None = None, budget_usd: float | None = None
+        self,
+        name: str,
+        *,
+        customer_id: str = "default",
+        team_id: str | None = None,
+        budget_usd: float | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key; returns the record and the plain key (shown once, never stored)."""
         if budget_usd is not None and budget_usd < 0:

@@ -49,40 +49,70 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type")
         self.duration = Histogram(
-            "gen_ai_server_request_duration_seconds", "Time from request received to last byte sent.",
-            labels, buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "gen_ai_server_request_duration_seconds",
+            "Time from request received to last byte sent.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.ttft = Histogram(
-            "gen_ai_server_time_to_first_token_seconds", "Time from request received to the first content byte.",
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from request received to the first content byte.",
             ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"),
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.tokens = Histogram(
-            "gen_ai_client_token_usage", "Tokens per call.",
+            "gen_ai_client_token_usage",
+            "Tokens per call.",
             ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"),
-            buckets=_TOKEN_BUCKETS, registry=self.registry,
+            buckets=_TOKEN_BUCKETS,
+            registry=self.registry,
         )
-        self.requests = Counter("apex_requests", "Calls handled, by HTTP status.",
-                                ("gen_ai_request_model", "http_status"), registry=self.registry)
-        self.cost = Counter("apex_cost_usd", "List-price cost of served calls (priced ones).",
-                            ("gen_ai_provider_name", "gen_ai_request_model"), registry=self.registry)
-        self.unpriced = Counter("apex_unpriced_calls", "Calls whose model has no price (cost unknown, not $0).",
-                                ("gen_ai_request_model",), registry=self.registry)
-        self.cache_hits = Counter("apex_cache_hits", "Calls answered from a cache.", ("cache",),
-                                  registry=self.registry)
-        self.upstream_errors = Counter("apex_upstream_errors", "Failed upstream calls by error type.",
-                                       ("gen_ai_provider_name", "error_type"), registry=self.registry)
-        self.auth_failures = Counter("apex_auth_failures", "Requests rejected for a missing or unknown key.",
-                                     registry=self.registry)
-        self.circuit_state = Gauge("apex_circuit_state", "Deployment circuit: 0 closed, 1 half-open, 2 open.",
-                                   ("deployment",), registry=self.registry)
+        self.requests = Counter(
+            "apex_requests",
+            "Calls handled, by HTTP status.",
+            ("gen_ai_request_model", "http_status"),
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "apex_cost_usd",
+            "List-price cost of served calls (priced ones).",
+            ("gen_ai_provider_name", "gen_ai_request_model"),
+            registry=self.registry,
+        )
+        self.unpriced = Counter(
+            "apex_unpriced_calls",
+            "Calls whose model has no price (cost unknown, not $0).",
+            ("gen_ai_request_model",),
+            registry=self.registry,
+        )
+        self.cache_hits = Counter("apex_cache_hits", "Calls answered from a cache.", ("cache",), registry=self.registry)
+        self.upstream_errors = Counter(
+            "apex_upstream_errors",
+            "Failed upstream calls by error type.",
+            ("gen_ai_provider_name", "error_type"),
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "apex_auth_failures", "Requests rejected for a missing or unknown key.", registry=self.registry
+        )
+        self.circuit_state = Gauge(
+            "apex_circuit_state",
+            "Deployment circuit: 0 closed, 1 half-open, 2 open.",
+            ("deployment",),
+            registry=self.registry,
+        )
 
     def watch_writer(self, snapshot: Callable[[], Mapping[str, int]]) -> None:
         self.registry.register(_WriterCollector(snapshot))
 
     def observe(self, ev: Mapping[str, Any]) -> None:
-        op = "chat" if ev["endpoint"].endswith("chat/completions") or ev["endpoint"].endswith("messages") else (
-            "embeddings" if ev["endpoint"].endswith("embeddings") else ev["endpoint"])
+        op = (
+            "chat"
+            if ev["endpoint"].endswith("chat/completions") or ev["endpoint"].endswith("messages")
+            else ("embeddings" if ev["endpoint"].endswith("embeddings") else ev["endpoint"])
+        )
         provider = ev["provider"] or ""
         model = ev["requested_model"] or ""
         error = ev["error_type"] or ""

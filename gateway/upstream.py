@@ -7,7 +7,6 @@ proxy did ~6,200 req/s with an ``aiohttp.ClientSession`` against ~530 req/s with
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -70,7 +69,7 @@ class AiohttpTransport:
         try:
             async with self._client().post(url, data=body, headers=headers, timeout=t) as resp:
                 return resp.status, resp.headers, await resp.read()
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise _timed_out(url) from None
         except aiohttp.ClientError as exc:
             raise _unreachable(url, exc) from None
@@ -80,7 +79,7 @@ class AiohttpTransport:
         t = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         try:
             resp = await self._client().post(url, data=body, headers=headers, timeout=t)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise _timed_out(url) from None
         except aiohttp.ClientError as exc:
             raise _unreachable(url, exc) from None
@@ -89,11 +88,13 @@ class AiohttpTransport:
             try:
                 async for line in resp.content:
                     yield line
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 raise _timed_out(url) from None
             except aiohttp.ClientError as exc:
-                raise UpstreamError(f"the provider's stream broke off: {type(exc).__name__}",
-                                    code="upstream_stream_interrupted") from None
+                raise UpstreamError(
+                    f"the provider's stream broke off: {type(exc).__name__}",
+                    code="upstream_stream_interrupted",
+                ) from None
 
         try:
             yield UpstreamResponse(resp.status, resp.headers, lines())
@@ -124,7 +125,11 @@ class HttpxTransport:
     @asynccontextmanager
     async def stream(self, url, headers, body, *, timeout, connect_timeout):  # type: ignore[no-untyped-def]
         req = self._client.build_request(
-            "POST", url, content=body, headers=headers, timeout=httpx.Timeout(timeout, connect=connect_timeout)
+            "POST",
+            url,
+            content=body,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
         )
         try:
             resp = await self._client.send(req, stream=True)
@@ -140,8 +145,10 @@ class HttpxTransport:
             except httpx.TimeoutException:
                 raise _timed_out(url) from None
             except httpx.TransportError as exc:
-                raise UpstreamError(f"the provider's stream broke off: {type(exc).__name__}",
-                                    code="upstream_stream_interrupted") from None
+                raise UpstreamError(
+                    f"the provider's stream broke off: {type(exc).__name__}",
+                    code="upstream_stream_interrupted",
+                ) from None
 
         try:
             yield UpstreamResponse(resp.status_code, resp.headers, lines())

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.keys import KeyStore
@@ -67,8 +74,10 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
     gw_port = settings.gateway.port
     busy = [p for p in (gw_port, settings.ports.dagster, settings.ports.dashboard) if port_in_use(p)]
     if busy:
-        console.print(f"[red]port(s) {busy} are in use by another program.[/red] Stop it, or set other ports "
-                      "(APEX_GATEWAY__PORT, APEX_PORTS__DAGSTER, APEX_PORTS__DASHBOARD) and run again.")
+        console.print(
+            f"[red]port(s) {busy} are in use by another program.[/red] Stop it, or set other ports "
+            "(APEX_GATEWAY__PORT, APEX_PORTS__DAGSTER, APEX_PORTS__DASHBOARD) and run again."
+        )
         return 1
     t_start = time.monotonic()
 
@@ -85,11 +94,18 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
     keys = {c: store.create(f"demo-{c}", customer_id=c)[1] for c in CUSTOMERS}
 
     _step(2, f"sending {requests} calls through it with the openai SDK")
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("workload", total=requests)
-        result = asyncio.run(run_workload(f"http://127.0.0.1:{gw_port}/v1", keys, requests=requests,
-                                          on_done=lambda: bar.advance(task)))
+        result = asyncio.run(
+            run_workload(f"http://127.0.0.1:{gw_port}/v1", keys, requests=requests, on_done=lambda: bar.advance(task))
+        )
     console.print(f"  {result.ok} answered, {result.streamed} streamed, errors: {result.errors or 'none'}")
 
     _step(3, "stopping the gateway gracefully (SIGTERM) so every event is flushed to Parquet")
@@ -109,7 +125,11 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
         with open(log_path, "wb") as log:
             proc = subprocess.run(
                 [_bin("dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j", "apex_all"],
-                cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, check=False,
+                cwd=REPO_ROOT,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
             )
     if proc.returncode != 0:
         console.print(f"[red]materialization failed (exit {proc.returncode}); see {log_path}[/red]")
@@ -120,13 +140,41 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
         console.print(f"\n[green]demo finished in {time.monotonic() - t_start:.0f}s[/green] (services not started)")
         return 0
     _step(5, "starting dagster dev and the dashboard")
-    dag = start_service("dagster", [_bin("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-                                    "-h", "127.0.0.1", "-p", str(settings.ports.dagster)], data_dir, env=env,
-                        cwd=REPO_ROOT)
-    dash = start_service("dashboard", [_bin("streamlit"), "run", str(REPO_ROOT / "dashboards" / "app.py"),
-                                       "--server.headless", "true", "--server.address", "127.0.0.1",
-                                       "--server.port", str(settings.ports.dashboard),
-                                       "--browser.gatherUsageStats", "false"], data_dir, env=env, cwd=REPO_ROOT)
+    dag = start_service(
+        "dagster",
+        [
+            _bin("dagster"),
+            "dev",
+            "-w",
+            str(REPO_ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(settings.ports.dagster),
+        ],
+        data_dir,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    dash = start_service(
+        "dashboard",
+        [
+            _bin("streamlit"),
+            "run",
+            str(REPO_ROOT / "dashboards" / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(settings.ports.dashboard),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        data_dir,
+        env=env,
+        cwd=REPO_ROOT,
+    )
     try:
         wait_http(f"http://127.0.0.1:{settings.ports.dashboard}/_stcore/health", timeout=90, proc=dash)
         wait_http(f"http://127.0.0.1:{settings.ports.dagster}/server_info", timeout=180, proc=dag)

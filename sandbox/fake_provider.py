@@ -69,15 +69,31 @@ class FakeProvider:
         model = body.get("model", "")
         if model == "fake-429":
             return web.json_response(
-                {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
-                status=429, headers={"Retry-After": "2"},
+                {
+                    "error": {
+                        "message": "Rate limit reached",
+                        "type": "requests",
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                status=429,
+                headers={"Retry-After": "2"},
             )
         if model == "fake-500":
-            return web.json_response({"error": {"message": "The server had an error", "type": "server_error"}},
-                                     status=500)
+            return web.json_response(
+                {"error": {"message": "The server had an error", "type": "server_error"}}, status=500
+            )
         if model == "fake-401":
-            return web.json_response({"error": {"message": "Incorrect API key", "type": "invalid_request_error",
-                                                "code": "invalid_api_key"}}, status=401)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Incorrect API key",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+                status=401,
+            )
         if model == "fake-slow":
             await asyncio.sleep(self.slow_s)
         text = "echo: " + _last_user_text(body)
@@ -87,9 +103,18 @@ class FakeProvider:
         created = int(time.time())
         if not body.get("stream"):
             payload: dict[str, Any] = {
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop", "logprobs": None}],
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
             }
             if model != "fake-nousage":
                 payload["usage"] = _usage(prompt_tokens, completion_tokens)
@@ -100,9 +125,15 @@ class FakeProvider:
         usage_field = {"usage": None} if include_usage else {}
 
         def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> bytes:
-            data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}],
-                    **usage_field, **extra}
+            data = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **usage_field,
+                **extra,
+            }
             return b"data: " + orjson.dumps(data) + b"\n\n"
 
         await resp.write(chunk({"role": "assistant", "content": ""}))
@@ -159,8 +190,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18001)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    web.run_app(FakeProvider(record=False).app(), host=args.host, port=args.port, access_log=None,
-                print=lambda *_: None)
+    web.run_app(
+        FakeProvider(record=False).app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=lambda *_: None,
+    )
 
 
 if __name__ == "__main__":

@@ -29,14 +29,24 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def start_service(
-    name: str, cmd: Sequence[str], data_dir: Path, *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    name: str,
+    cmd: Sequence[str],
+    data_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in a new session (so SIGTERM reaches its whole process group), logging to run/<name>.log."""
     run = _run_dir(data_dir)
     log = open(run / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-        env={**os.environ, **(env or {})}, start_new_session=True,
+        list(cmd),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
     log.close()
     (run / f"{name}.pid").write_text(str(proc.pid))

@@ -196,9 +196,7 @@ def _events_table(n: int, rng: np.random.Generator, start: datetime, hours: int)
 
     tag_counts = rng.integers(0, 3, n)
     offsets = np.concatenate([[0], np.cumsum(tag_counts)]).astype(np.int32)
-    tags = pa.ListArray.from_arrays(
-        pa.array(offsets), _pick(_TAGS, rng.integers(0, len(_TAGS), int(offsets[-1])))
-    )
+    tags = pa.ListArray.from_arrays(pa.array(offsets), _pick(_TAGS, rng.integers(0, len(_TAGS), int(offsets[-1]))))
     prompt_pool = _hex_ids(rng, _PROMPT_POOL, 32)
     ts_type = EVENT_SCHEMA.field("ts_start").type
 
@@ -277,9 +275,5 @@ def _write_hourly(events_dir: Path, table: pa.Table) -> list[Path]:
 
 def _next_seq(folder: Path) -> int:
     prefix = f"events-{GATEWAY_ID}-"
-    seqs = [
-        int(p.stem[len(prefix) :])
-        for p in folder.glob(f"{prefix}*.parquet")
-        if p.stem[len(prefix) :].isdigit()
-    ]
+    seqs = [int(p.stem[len(prefix) :]) for p in folder.glob(f"{prefix}*.parquet") if p.stem[len(prefix) :].isdigit()]
     return max(seqs, default=-1) + 1

@@ -56,14 +56,25 @@ _CODE = [
     "def last(items):\n    return items[len(items)]",
     "for i in range(10):\n    print(i)\nprint(i * undefined)",
 ]
-_TOPICS = ["a process and a thread", "TCP and UDP", "a list and a tuple", "OLTP and OLAP", "caching and memoisation"]
+_TOPICS = [
+    "a process and a thread",
+    "TCP and UDP",
+    "a list and a tuple",
+    "OLTP and OLAP",
+    "caching and memoisation",
+]
 
 
 def _prompt(rng: random.Random) -> str:
     a, b = rng.choice(_TOPICS).split(" and ")
     return rng.choice(_TASKS).format(
-        ctx=rng.choice(_CTX), code=rng.choice(_CODE), period=rng.choice(["Q3 2026", "last month", "2025"]),
-        a=a, b=b, x=rng.randint(12, 999), y=rng.randint(12, 999),
+        ctx=rng.choice(_CTX),
+        code=rng.choice(_CODE),
+        period=rng.choice(["Q3 2026", "last month", "2025"]),
+        a=a,
+        b=b,
+        x=rng.randint(12, 999),
+        y=rng.randint(12, 999),
     )
 
 
@@ -97,12 +108,22 @@ async def run_workload(
         model = rng.choice(profile["models"]) if rng.random() > error_share else "gpt-9-does-not-exist"
         messages = [{"role": "user", "content": _prompt(rng)}]
         if rng.random() < 0.4:
-            messages.insert(0, {"role": "system", "content": f"You are the {rng.choice(profile['features'])} "
-                                                             "assistant. Be concise and accurate."})
+            messages.insert(
+                0,
+                {
+                    "role": "system",
+                    "content": f"You are the {rng.choice(profile['features'])} assistant. Be concise and accurate.",
+                },
+            )
         stream = rng.random() < 0.3
         kwargs = {
-            "model": model, "messages": messages, "user": rng.choice(profile["users"]),
-            "extra_headers": {"x-apex-feature": rng.choice(profile["features"]), "x-apex-tags": f"demo,{customer}"},
+            "model": model,
+            "messages": messages,
+            "user": rng.choice(profile["users"]),
+            "extra_headers": {
+                "x-apex-feature": rng.choice(profile["features"]),
+                "x-apex-tags": f"demo,{customer}",
+            },
         }
         if rng.random() < 0.25:
             kwargs["max_tokens"] = rng.choice([64, 128, 256])

@@ -14,9 +14,7 @@ __all__ = ["raw_gateway_events"]
     description="Gateway events (contract v1, gateway/events/schema.py), date=/hour= partitioned Parquet.",
     kinds={"parquet"},
 )
-def raw_gateway_events(
-    context: dg.AssetExecutionContext, apex_data: ApexDataResource
-) -> dg.MaterializeResult:
+def raw_gateway_events(context: dg.AssetExecutionContext, apex_data: ApexDataResource) -> dg.MaterializeResult:
     summary = summarize_event_files(list_event_files(apex_data.events_path))
     context.log.info(f"{summary.files} event files, {summary.rows} rows under {apex_data.events_dir}")
     metadata: dict[str, dg.RawMetadataValue] = {

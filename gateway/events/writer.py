@@ -4,8 +4,8 @@ The request path only calls ``EventWriter.record(item)``: an append to a bounded
 lock and no thread wake-up (a per-event wake-up hands the GIL back and forth and showed up as tail latency in
 the bench). A daemon thread drains the deque every ``drain_seconds``, turns each item into an event row with
 ``prepare`` (so building the row is off the request path too), and rolls a Parquet file per ``date=/hour=``
-partition when it holds ``flush_rows`` events or its oldest event is ``flush_seconds`` old. Files are written under a ``.tmp`` name
-and renamed into place, so readers never see a partial file.
+partition when it holds ``flush_rows`` events or its oldest event is ``flush_seconds`` old. Files are written
+under a ``.tmp`` name and renamed into place, so readers never see a partial file.
 
 When the queue is full (the disk or the writer cannot keep up) an event is *spilled*, not dropped: it is
 appended as one JSON line to ``_spill/spill-<gateway>.jsonl`` and folded into Parquet by the writer later (and
@@ -140,8 +140,10 @@ class EventWriter:
                 self.stats.spilled += 1
         except Exception:
             self.stats.dropped += 1
-            log.exception("event %s dropped: the queue is full and the spill file cannot be written",
-                          event.get("event_id"))
+            log.exception(
+                "event %s dropped: the queue is full and the spill file cannot be written",
+                event.get("event_id"),
+            )
 
     # -- writer thread --------------------------------------------------------------------------------------
 

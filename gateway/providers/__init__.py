@@ -26,7 +26,13 @@ def _openai_like(p: ProviderSettings, transport: Transport) -> Provider:
     key = os.environ.get(p.api_key_env) if p.api_key_env else None
     assert p.base_url is not None
     return OpenAICompatibleProvider(
-        p.name, p.kind, p.base_url, key, transport, timeout_s=p.timeout_s, connect_timeout_s=p.connect_timeout_s
+        p.name,
+        p.kind,
+        p.base_url,
+        key,
+        transport,
+        timeout_s=p.timeout_s,
+        connect_timeout_s=p.connect_timeout_s,
     )
 
 

@@ -87,16 +87,20 @@ class OpenAICompatibleProvider:
 
     async def chat(self, request: dict[str, Any], model: str) -> ChatResult:
         status, headers, raw = await self._transport.post(
-            self._url, self._headers, self._body(request, model, stream=False),
-            timeout=self._timeout, connect_timeout=self._connect_timeout,
+            self._url,
+            self._headers,
+            self._body(request, model, stream=False),
+            timeout=self._timeout,
+            connect_timeout=self._connect_timeout,
         )
         if status >= 400:
             raise upstream_error(self.name, status, headers, raw)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider {self.name!r} returned a body that is not JSON",
-                                code="upstream_bad_response") from None
+            raise UpstreamError(
+                f"provider {self.name!r} returned a body that is not JSON", code="upstream_bad_response"
+            ) from None
         choices = data.get("choices") or [{}]
         return ChatResult(
             body=raw,
@@ -107,8 +111,11 @@ class OpenAICompatibleProvider:
 
     async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
         async with self._transport.stream(
-            self._url, self._headers, self._body(request, model, stream=True),
-            timeout=self._timeout, connect_timeout=self._connect_timeout,
+            self._url,
+            self._headers,
+            self._body(request, model, stream=True),
+            timeout=self._timeout,
+            connect_timeout=self._connect_timeout,
         ) as resp:
             if resp.status >= 400:
                 raise upstream_error(self.name, resp.status, resp.headers, await resp.read())
@@ -124,16 +131,22 @@ class OpenAICompatibleProvider:
                 try:
                     data = orjson.loads(payload)
                 except orjson.JSONDecodeError:
-                    raise UpstreamError(f"provider {self.name!r} sent a stream chunk that is not JSON",
-                                        code="upstream_bad_response") from None
+                    raise UpstreamError(
+                        f"provider {self.name!r} sent a stream chunk that is not JSON",
+                        code="upstream_bad_response",
+                    ) from None
                 if isinstance(data, dict) and "error" in data and "choices" not in data:
                     err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
-                    raise UpstreamError(f"provider {self.name!r} failed mid-stream: {err.get('message')}",
-                                        code="upstream_stream_error")
+                    raise UpstreamError(
+                        f"provider {self.name!r} failed mid-stream: {err.get('message')}",
+                        code="upstream_stream_error",
+                    )
                 yield StreamChunk(payload, data)
             if not done:
-                raise UpstreamError(f"provider {self.name!r} ended the stream without [DONE]",
-                                    code="upstream_stream_interrupted")
+                raise UpstreamError(
+                    f"provider {self.name!r} ended the stream without [DONE]",
+                    code="upstream_stream_interrupted",
+                )
 
     async def close(self) -> None:
         return None

@@ -39,12 +39,80 @@ _PROFILES = {
     "claude": _Profile(0.60, 0.014, 40, 450),
 }
 
-_WORDS = (
-    "the a to of and in is that for it as with on be this by are can or from at an which you your we data "
-    "model cost request customer value answer result example first next because however therefore step "
-    "number total price per token each time system user order report summary table query function return "
-    "value list item account invoice budget team usage latency cache route policy quality error retry"
-).split()
+_WORDS = [
+    "the",
+    "a",
+    "to",
+    "of",
+    "and",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "with",
+    "on",
+    "be",
+    "this",
+    "by",
+    "are",
+    "can",
+    "or",
+    "from",
+    "at",
+    "an",
+    "which",
+    "you",
+    "your",
+    "we",
+    "data",
+    "model",
+    "cost",
+    "request",
+    "customer",
+    "value",
+    "answer",
+    "result",
+    "example",
+    "first",
+    "next",
+    "because",
+    "however",
+    "therefore",
+    "step",
+    "number",
+    "total",
+    "price",
+    "per",
+    "token",
+    "each",
+    "time",
+    "system",
+    "user",
+    "order",
+    "report",
+    "summary",
+    "table",
+    "query",
+    "function",
+    "return",
+    "value",
+    "list",
+    "item",
+    "account",
+    "invoice",
+    "budget",
+    "team",
+    "usage",
+    "latency",
+    "cache",
+    "route",
+    "policy",
+    "quality",
+    "error",
+    "retry",
+]
 
 
 def _profile(model: str) -> _Profile:
@@ -143,9 +211,9 @@ class SimulatedProvider:
                 "created": created,
                 "model": model,
                 "system_fingerprint": "fp_apex_simulated",
-                "choices": [] if delta is None else [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-                ],
+                "choices": []
+                if delta is None
+                else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
                 "usage": usage_obj,
             }
             return StreamChunk(orjson.dumps(data), data)

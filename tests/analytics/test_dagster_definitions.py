@@ -113,9 +113,7 @@ def test_sensor_requests_a_run_only_when_new_files_arrive(synthetic_events: Even
     idle = tick(first.cursor)
     assert idle.run_requests == [] and idle.cursor == first.cursor
 
-    write_synthetic_events(
-        synthetic_events.events_dir, 100, seed=99, start=datetime(2026, 1, 5, 2, tzinfo=UTC)
-    )
+    write_synthetic_events(synthetic_events.events_dir, 100, seed=99, start=datetime(2026, 1, 5, 2, tzinfo=UTC))
     after = tick(first.cursor)
     assert len(after.run_requests) == 1
     assert after.cursor != first.cursor

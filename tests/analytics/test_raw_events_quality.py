@@ -34,9 +34,7 @@ def test_synthetic_events_pass(events_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(("column", "value", "expectation"), BAD_VALUES)
-def test_one_bad_value_fails_its_expectation(
-    events_dir: Path, column: str, value: Any, expectation: str
-) -> None:
+def test_one_bad_value_fails_its_expectation(events_dir: Path, column: str, value: Any, expectation: str) -> None:
     frames = list(read_event_chunks(events_dir))
     frames[0].loc[0, column] = value
 

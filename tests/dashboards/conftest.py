@@ -204,9 +204,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 def make_warehouse(tmp_path: Path) -> WarehouseFactory:
     """Build ``tmp_path/<name>.duckdb`` holding ``rows``, and (unless ``with_agg=False``) the aggregate."""
 
-    def make(
-        rows: Sequence[dict[str, Any]] = SAMPLE_ROWS, *, name: str = "warehouse", with_agg: bool = True
-    ) -> Path:
+    def make(rows: Sequence[dict[str, Any]] = SAMPLE_ROWS, *, name: str = "warehouse", with_agg: bool = True) -> Path:
         return build_warehouse(tmp_path / f"{name}.duckdb", rows, with_agg=with_agg)
 
     return make

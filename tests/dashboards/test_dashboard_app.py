@@ -76,9 +76,7 @@ def test_filters_with_no_matching_requests(run_app, sample_warehouse: Path) -> N
     assert not at.metric and not at.get("plotly_chart")
 
 
-@pytest.mark.parametrize(
-    "with_agg", [pytest.param(True, id="empty-tables"), pytest.param(False, id="table-missing")]
-)
+@pytest.mark.parametrize("with_agg", [pytest.param(True, id="empty-tables"), pytest.param(False, id="table-missing")])
 def test_empty_warehouse_says_what_to_do(run_app, make_warehouse, with_agg: bool) -> None:
     at = run_app(make_warehouse([], with_agg=with_agg))
     assert at.info[0].value == f"No spend data yet. {MATERIALIZE_HINT}"
@@ -121,7 +119,5 @@ def test_unknown_price_warning(run_app, make_warehouse, row) -> None:
 def test_busy_warehouse_is_a_message_not_a_crash(run_app, sample_warehouse: Path, write_lock) -> None:
     with write_lock(sample_warehouse):
         at = run_app(sample_warehouse)
-    assert [w.value for w in at.warning] == [
-        "The warehouse is busy — a dbt build is writing it. Refreshing shortly."
-    ]
+    assert [w.value for w in at.warning] == ["The warehouse is busy — a dbt build is writing it. Refreshing shortly."]
     assert not at.error and not at.metric

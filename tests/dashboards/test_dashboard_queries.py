@@ -38,9 +38,7 @@ def test_headline_totals(sample_warehouse: Path) -> None:
     [
         pytest.param(queries.Filters(MARCH_1, MARCH_5, "acme"), 2.50, 2.00, 3, id="customer-acme"),
         pytest.param(queries.Filters(MARCH_1, MARCH_5, "globex"), 3.00, 0.0, 2, id="customer-globex"),
-        pytest.param(
-            queries.Filters(dt.date(2025, 3, 2), dt.date(2025, 3, 3)), 3.50, 0.50, 3, id="date-range"
-        ),
+        pytest.param(queries.Filters(dt.date(2025, 3, 2), dt.date(2025, 3, 3)), 3.50, 0.50, 3, id="date-range"),
         pytest.param(queries.Filters(MARCH_5, MARCH_5), 0.75, 1.25, 1, id="single-day"),
         pytest.param(queries.Filters(MARCH_1, MARCH_5, "initech"), 0.0, 0.0, 0, id="unknown-customer"),
         pytest.param(queries.Filters(dt.date(2025, 4, 1), dt.date(2025, 4, 2)), 0.0, 0.0, 0, id="no-data"),
@@ -193,9 +191,7 @@ def test_public_surface_is_declared(module: str) -> None:
     mod = importlib.import_module(f"dashboards.{module}")
     assert sorted(mod.__all__) == sorted(n for n in mod.__all__ if hasattr(mod, n))
     public = {
-        n
-        for n, v in vars(mod).items()
-        if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__
+        n for n, v in vars(mod).items() if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__
     }
     assert public <= set(mod.__all__), f"undeclared public names in {module}: {public - set(mod.__all__)}"
 

@@ -29,8 +29,12 @@ def test_demo_end_to_end_leaves_no_servers_behind(tmp_path):
     apex = str(Path(sys.executable).with_name("apex"))
     data_dir = tmp_path / "data"
 
-    proc = subprocess.run([apex, "demo", "--config", str(config), "--requests", "120"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [apex, "demo", "--config", str(config), "--requests", "120"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     try:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "Demo ready" in proc.stdout

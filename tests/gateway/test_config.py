@@ -12,7 +12,11 @@ BAD = [
     ("port-not-int", "gateway:\n  port: eighty\n", "gateway.port"),
     ("unknown-field", "gateway:\n  prot: 80\n", "gateway.prot"),
     ("provider-without-url", "providers:\n  - {name: x, kind: openai}\n", "needs base_url"),
-    ("route-to-missing-provider", "providers: []\nmodels:\n  - {name: m, provider: nope}\n", "models.0.provider"),
+    (
+        "route-to-missing-provider",
+        "providers: []\nmodels:\n  - {name: m, provider: nope}\n",
+        "models.0.provider",
+    ),
     ("bad-kind", "providers:\n  - {name: x, kind: carrier-pigeon}\n", "providers.0.kind"),
     ("not-a-mapping", "- just\n- a list\n", "top level must be a mapping"),
     ("bad-yaml", "gateway: [unclosed\n", "not valid YAML"),

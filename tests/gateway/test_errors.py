@@ -11,32 +11,97 @@ OK_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"
 CASES = [
     # id, headers (None = valid key), body, status, type, code, param
     ("missing-key", {}, OK_BODY, 401, "authentication_error", "missing_api_key", None),
-    ("wrong-key", {"authorization": "Bearer sk-apex-nope"}, OK_BODY, 401, "authentication_error",
-     "invalid_api_key", None),
+    (
+        "wrong-key",
+        {"authorization": "Bearer sk-apex-nope"},
+        OK_BODY,
+        401,
+        "authentication_error",
+        "invalid_api_key",
+        None,
+    ),
     ("malformed-json", None, b"{not json", 400, "invalid_request_error", "invalid_json", None),
     ("json-array", None, b"[1, 2]", 400, "invalid_request_error", "invalid_json", None),
     ("empty-body", None, b"", 400, "invalid_request_error", "invalid_json", None),
-    ("missing-model", None, {"messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error",
-     "missing_required_parameter", "model"),
-    ("missing-messages", None, {"model": "gpt-4o-mini"}, 400, "invalid_request_error",
-     "missing_required_parameter", "messages"),
-    ("empty-messages", None, {"model": "gpt-4o-mini", "messages": []}, 400, "invalid_request_error",
-     "invalid_type", "messages"),
-    ("bad-role", None, {"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]}, 400,
-     "invalid_request_error", "invalid_value", "messages[0].role"),
-    ("bad-max-tokens", None, {**OK_BODY, "max_tokens": -5}, 400, "invalid_request_error", "invalid_value",
-     "max_tokens"),
-    ("unknown-model", None, {**OK_BODY, "model": "gpt-9"}, 404, "invalid_request_error", "model_not_found",
-     "model"),
-    ("upstream-429", None, {**OK_BODY, "model": "fake-429"}, 429, "rate_limit_error", "upstream_rate_limited",
-     None),
+    (
+        "missing-model",
+        None,
+        {"messages": [{"role": "user", "content": "x"}]},
+        400,
+        "invalid_request_error",
+        "missing_required_parameter",
+        "model",
+    ),
+    (
+        "missing-messages",
+        None,
+        {"model": "gpt-4o-mini"},
+        400,
+        "invalid_request_error",
+        "missing_required_parameter",
+        "messages",
+    ),
+    (
+        "empty-messages",
+        None,
+        {"model": "gpt-4o-mini", "messages": []},
+        400,
+        "invalid_request_error",
+        "invalid_type",
+        "messages",
+    ),
+    (
+        "bad-role",
+        None,
+        {"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]},
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        "messages[0].role",
+    ),
+    (
+        "bad-max-tokens",
+        None,
+        {**OK_BODY, "max_tokens": -5},
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        "max_tokens",
+    ),
+    (
+        "unknown-model",
+        None,
+        {**OK_BODY, "model": "gpt-9"},
+        404,
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+    ),
+    (
+        "upstream-429",
+        None,
+        {**OK_BODY, "model": "fake-429"},
+        429,
+        "rate_limit_error",
+        "upstream_rate_limited",
+        None,
+    ),
     ("upstream-500", None, {**OK_BODY, "model": "fake-500"}, 502, "upstream_error", "upstream_500", None),
-    ("upstream-401", None, {**OK_BODY, "model": "fake-401"}, 502, "upstream_error", "upstream_auth_failed", None),
+    (
+        "upstream-401",
+        None,
+        {**OK_BODY, "model": "fake-401"},
+        502,
+        "upstream_error",
+        "upstream_auth_failed",
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("headers", "body", "status", "etype", "code", "param"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "etype", "code", "param"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_error_status_and_body(gw, headers, body, status, etype, code, param):
     hdrs = {"authorization": f"Bearer {gw.key}"} if headers is None else headers
     kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
@@ -58,8 +123,11 @@ def test_error_status_and_body(gw, headers, body, status, etype, code, param):
 
 
 def test_upstream_429_passes_retry_after(gw):
-    r = httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {gw.key}"},
-                   json={**OK_BODY, "model": "fake-429"})
+    r = httpx.post(
+        gw.base_url + "/chat/completions",
+        headers={"authorization": f"Bearer {gw.key}"},
+        json={**OK_BODY, "model": "fake-429"},
+    )
     assert r.status_code == 429 and r.headers["retry-after"] == "2"
 
 

@@ -14,9 +14,19 @@ from gateway.events.writer import EventWriter
 
 def make_event(ts: datetime) -> dict:
     ev = empty_event()
-    ev.update(event_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, gateway_id="t", ts_start=ts, ts_end=ts,
-              endpoint="/v1/chat/completions", is_stream=False, is_simulated=True, http_status=200,
-              usage_source="none", price_status="no_usage")
+    ev.update(
+        event_id=uuid.uuid4().hex,
+        request_id=uuid.uuid4().hex,
+        gateway_id="t",
+        ts_start=ts,
+        ts_end=ts,
+        endpoint="/v1/chat/completions",
+        is_stream=False,
+        is_simulated=True,
+        http_status=200,
+        usage_source="none",
+        price_status="no_usage",
+    )
     return ev
 
 

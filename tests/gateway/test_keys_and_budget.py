@@ -14,8 +14,7 @@ from gateway.cli import app
 
 def test_cli_creates_lists_and_revokes_keys(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["keys", "create", "--name", "billing-bot", "--customer", "acme",
-                              "--budget-usd", "12.5"])
+    res = runner.invoke(app, ["keys", "create", "--name", "billing-bot", "--customer", "acme", "--budget-usd", "12.5"])
     assert res.exit_code == 0, res.output
     plain = res.stdout.strip().splitlines()[-1]
     assert plain.startswith("sk-apex-") and len(plain) > 40

@@ -55,10 +55,12 @@ def test_sync_call_is_priced_to_the_micro_dollar(gw):
 def test_async_calls_each_get_one_event(gw):
     async def main() -> list[str]:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
-        outs = await asyncio.gather(*[
-            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}])
-            for i in range(20)
-        ])
+        outs = await asyncio.gather(
+            *[
+                client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}])
+                for i in range(20)
+            ]
+        )
         await client.close()
         return [o.id for o in outs]
 
@@ -92,9 +94,11 @@ def test_stream_without_include_usage_strips_the_usage_chunk_but_records_usage(g
 
 def test_stream_with_include_usage_passes_usage_through(gw):
     client = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=MSG, stream=True, stream_options={"include_usage": True}
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MSG, stream=True, stream_options={"include_usage": True}
+        )
+    )
     usage = chunks[-1].usage
     assert usage is not None and usage.completion_tokens > 0
     ev = gw.events().row(0, named=True)

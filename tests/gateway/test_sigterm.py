@@ -29,8 +29,11 @@ async def _load(url: str, key: str, answered: list[str], stop_after: float, proc
             n = 0
             while True:
                 n += 1
-                body = {"model": "gpt-4o-mini", "stream": n % 3 == 0,
-                        "messages": [{"role": "user", "content": f"worker {i} call {n}"}]}
+                body = {
+                    "model": "gpt-4o-mini",
+                    "stream": n % 3 == 0,
+                    "messages": [{"role": "user", "content": f"worker {i} call {n}"}],
+                }
                 try:
                     r = await client.post(url, json=body, headers=headers)
                 except httpx.HTTPError:
@@ -60,8 +63,11 @@ def test_sigterm_during_load_loses_no_answered_call(tmp_path):
     _, key = KeyStore(settings.data.gateway_db_path).create("load", customer_id="c")
     port = free_port()
     apex = Path(sys.executable).with_name("apex")
-    proc = subprocess.Popen([str(apex), "gateway", "--config", str(path), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(apex), "gateway", "--config", str(path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

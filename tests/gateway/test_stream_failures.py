@@ -14,7 +14,9 @@ def test_upstream_cut_mid_stream_reaches_the_client_as_an_error(gw):
     received = []
     with pytest.raises(openai.APIError) as info:
         for chunk in client.chat.completions.create(
-            model="fake-cut", messages=[{"role": "user", "content": "one two three four five six"}], stream=True
+            model="fake-cut",
+            messages=[{"role": "user", "content": "one two three four five six"}],
+            stream=True,
         ):
             received.append(chunk)
     assert "broke off" in str(info.value) or "without [DONE]" in str(info.value)
@@ -27,10 +29,18 @@ def test_upstream_cut_mid_stream_reaches_the_client_as_an_error(gw):
 
 
 def test_client_disconnect_records_what_was_streamed(gw):
-    body = {"model": "fake-slow", "stream": True,
-            "messages": [{"role": "user", "content": " ".join(f"w{i}" for i in range(200))}]}
-    with httpx.stream("POST", gw.base_url + "/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {gw.key}"}, timeout=10) as r:
+    body = {
+        "model": "fake-slow",
+        "stream": True,
+        "messages": [{"role": "user", "content": " ".join(f"w{i}" for i in range(200))}],
+    }
+    with httpx.stream(
+        "POST",
+        gw.base_url + "/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {gw.key}"},
+        timeout=10,
+    ) as r:
         assert r.status_code == 200
         lines = r.iter_lines()
         first = next(line for line in lines if line.startswith("data:"))
@@ -47,8 +57,11 @@ def test_client_disconnect_records_what_was_streamed(gw):
 
 
 def test_upstream_error_before_first_byte_keeps_its_status(gw):
-    r = httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {gw.key}"},
-                   json={"model": "fake-500", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    r = httpx.post(
+        gw.base_url + "/chat/completions",
+        headers={"authorization": f"Bearer {gw.key}"},
+        json={"model": "fake-500", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+    )
     assert r.status_code == 502
     assert r.headers["content-type"].startswith("application/json")
     assert r.json()["error"]["code"] == "upstream_500"

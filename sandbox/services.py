@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["port_in_use", "running", "start_service", "stop_all", "stop_service", "wait_http"]
+__all__ = ["group_alive", "port_in_use", "running", "start_service", "stop_all", "stop_service", "wait_http"]
 
 
 def _run_dir(data_dir: Path) -> Path:
@@ -80,22 +80,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group started by ``start_service`` is still there."""
+    _alive(pgid)  # reaps the leader if it is our zombie child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stop_service(name: str, data_dir: Path, *, timeout: float = 20.0) -> bool:
+    """SIGTERM the service's whole process group (dagster dev spawns code servers and a daemon), wait for every
+    member to go, and SIGKILL whatever is left after ``timeout``."""
     pid_file = _run_dir(data_dir) / f"{name}.pid"
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text().strip() or 0)
     pid_file.unlink()
-    if pid <= 0 or not _alive(pid):
+    if pid <= 0 or not group_alive(pid):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and group_alive(pid):
         time.sleep(0.1)
-    if _alive(pid):
+    if group_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and group_alive(pid):
+            time.sleep(0.1)
     return True
 
 

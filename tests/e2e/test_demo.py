@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from gateway.config import DEFAULT_CONFIG_TEXT
-from sandbox.services import running
+from sandbox.services import group_alive, running
 from tests.gateway.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -58,9 +58,11 @@ def test_demo_end_to_end_leaves_no_servers_behind(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{cfg['ports']['dagster']}/server_info").status_code == 200
         assert set(running(data_dir)) == {"dagster", "dashboard"}
     finally:
+        groups = [int(p.read_text()) for p in (data_dir / "run").glob("*.pid")]
         stop = subprocess.run([apex, "stop", "--config", str(config)], capture_output=True, text=True, timeout=120)
     assert stop.returncode == 0
     assert running(data_dir) == []
+    assert groups and not any(group_alive(g) for g in groups)  # code servers and daemons included
     for port in (cfg["ports"]["dashboard"], cfg["ports"]["dagster"], cfg["gateway"]["port"]):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1)

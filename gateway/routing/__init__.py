@@ -1,0 +1,1 @@
+"""Choosing and calling the deployment that serves a model."""

@@ -1,0 +1,109 @@
+"""Process-wide gateway state: settings, key store, prices, providers, dispatcher, event writer, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.calls import CallRecord
+from gateway.config import Settings
+from gateway.errors import AuthenticationError
+from gateway.events.writer import EventWriter
+from gateway.inbound import bearer_token
+from gateway.keys import ApiKey, KeyStore
+from gateway.metrics import GatewayMetrics
+from gateway.pricing import PriceTable
+from gateway.providers import Provider, build_provider
+from gateway.routing.dispatch import Dispatcher
+from gateway.tokens import count_text_tokens
+from gateway.upstream import Transport, make_transport
+
+__all__ = ["GatewayState"]
+
+log = logging.getLogger("apex.gateway")
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    keys: KeyStore
+    prices: PriceTable
+    writer: EventWriter | None = None
+    transport: Transport | None = None
+    providers: dict[str, Provider] = field(default_factory=dict)
+    dispatcher: Dispatcher | None = None
+    gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()[:24]}-{os.getpid()}")
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    started: float = field(default_factory=time.time)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.writer = EventWriter(
+            s.data.events_path,
+            gateway_id=self.gateway_id,
+            queue_size=s.events.queue_size,
+            flush_rows=s.events.flush_rows,
+            flush_seconds=s.events.flush_seconds,
+            prepare=self.event_for,
+        )
+        self.metrics.watch_writer(self.writer.snapshot)
+        self.transport = make_transport(s.gateway.upstream_transport)
+        self.providers = {p.name: build_provider(p, self.transport) for p in s.providers}
+        self.dispatcher = Dispatcher(s, self.providers, self.metrics)
+        await self.dispatcher.start()
+        # load the tokenizer now rather than on the first request that needs an estimate
+        await asyncio.to_thread(count_text_tokens, "warm up")
+        self._flusher = asyncio.create_task(self._flush_spend_forever())
+
+    async def _flush_spend_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(self.keys.flush)
+
+    async def stop(self) -> None:
+        self._flusher.cancel()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        for p in self.providers.values():
+            await p.close()
+        if self.transport is not None:
+            await self.transport.close()
+        self.keys.flush()
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
+            log.info("event writer closed: %s", self.writer.snapshot())
+
+    def authenticate(self, request: Request) -> ApiKey:
+        key = self.keys.verify(bearer_token(request))
+        if key is None:
+            self.metrics.auth_failures.inc()
+            raise AuthenticationError(
+                "Incorrect API key provided. Create one with `apex keys create`.", code="invalid_api_key"
+            )
+        return key
+
+    def finish(self, call: CallRecord) -> None:
+        """Close the call and hand it to the writer. Never raises into the request.
+
+        Only pricing (for the spend counter) happens here; the event itself is built in the writer thread."""
+        try:
+            priced = call.close(self.prices)
+            if call.key is not None and priced is not None and priced.cost_usd:
+                self.keys.record_spend(call.key.key_id, priced.cost_usd)
+            assert self.writer is not None
+            self.writer.record(call)
+        except Exception:
+            log.exception("could not record the event for request %s", call.request_id)
+
+    def event_for(self, call: CallRecord) -> dict[str, Any]:
+        """Runs in the writer thread: the event row, and the metrics it feeds."""
+        ev = call.to_event(self.prices, gateway_id=self.gateway_id, store_prompts=self.settings.gateway.store_prompts)
+        self.metrics.observe(ev)
+        return ev

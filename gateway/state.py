@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway.admin_auth import MasterKey
 from gateway.calls import CallRecord
 from gateway.config import Settings
 from gateway.errors import AuthenticationError
@@ -42,9 +43,11 @@ class GatewayState:
     gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()[:24]}-{os.getpid()}")
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started: float = field(default_factory=time.time)
+    master_key: MasterKey | None = None
 
     async def start(self) -> None:
         s = self.settings
+        self.master_key = MasterKey(s)
         self.writer = EventWriter(
             s.data.events_path,
             gateway_id=self.gateway_id,

@@ -20,12 +20,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.admin_api import admin_routes
+from gateway.anthropic_api import anthropic_error_response, messages
 from gateway.calls import CallRecord
 from gateway.config import Settings
+from gateway.embeddings_api import embeddings
 from gateway.errors import ApexError, InvalidRequestError, NotFoundError
 from gateway.keys import KeyStore
 from gateway.openai_api import JSON, chat_completions, error_response, list_models
+from gateway.openapi import openapi_spec
 from gateway.pricing import PriceTable
+from gateway.routing.admin import list_deployments
 from gateway.state import GatewayState
 
 __all__ = ["GatewayState", "create_app"]
@@ -46,6 +51,10 @@ async def health(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type=JSON)
 
 
+async def openapi_json(request: Request) -> Response:
+    return Response(orjson.dumps(openapi_spec()), media_type=JSON)
+
+
 async def metrics(request: Request) -> Response:
     state: GatewayState = request.app.state.apex
     return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -63,7 +72,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         err = ApexError(str(exc.detail))
         err.status = exc.status_code
-    return error_response(err, CallRecord(endpoint=request.url.path).request_id)
+    request_id = CallRecord(endpoint=request.url.path).request_id
+    if request.url.path.startswith("/v1/messages"):  # Anthropic clients parse Anthropic's error shape
+        return anthropic_error_response(err, request_id)
+    return error_response(err, request_id)
 
 
 def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: PriceTable | None = None) -> Starlette:
@@ -92,8 +104,13 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: Pric
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/admin/deployments", list_deployments, methods=["GET"]),
+            *admin_routes,
+            Route("/openapi.json", openapi_json, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

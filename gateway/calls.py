@@ -58,12 +58,21 @@ class CallRecord:
     messages: Any = None
     t_end: float | None = None
     priced: Priced | None = None
+    routing_decision: str | None = None
+    """Set when routing did more than send the call to its first choice (retries, fallback)."""
+    reservation: Any = None
+    """The budget/rate hold taken at admission (``gateway.limits``); closed in ``GatewayState.finish``."""
+    cache_status: str | None = None
+    """``hit_exact`` when the exact cache answered; ``miss`` when it was consulted and did not."""
+    cache_key: str | None = None
 
     def close(self, prices: PriceTable) -> Priced | None:
         """Stop the clock and price the call (on the request path: spend must settle before the next call)."""
         self.t_end = time.perf_counter()
         u = self.usage
-        if u is not None:
+        if u is not None and self.cache_status == "hit_exact":
+            self.priced = Priced(0.0, None)  # nothing was bought: the answer came from the cache
+        elif u is not None:
             self.priced = prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
         return self.priced
 
@@ -98,6 +107,8 @@ class CallRecord:
             ttft_ms=round((self.ttft_s if self.ttft_s is not None else elapsed) * 1000, 3),
             upstream_latency_ms=round(self.upstream_s * 1000, 3),
             gateway_overhead_ms=round(max(elapsed - self.upstream_s, 0.0) * 1000, 3),
+            routing_decision=self.routing_decision,
+            cache_status=self.cache_status,
         )
         if self.key is not None:
             ev.update(key_id=self.key.key_id, customer_id=self.key.customer_id, team_id=self.key.team_id)
@@ -122,12 +133,14 @@ class CallRecord:
         )
         served = self.priced or prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
         # the baseline is what the model the client asked for would have cost for the same tokens
-        if self.baseline_price_model == self.price_model:
+        if self.baseline_price_model == self.price_model and self.cache_status != "hit_exact":
             baseline = served
         else:
             baseline = prices.price(self.baseline_price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
         ev["cost_usd"] = served.cost_usd
         ev["baseline_cost_usd"] = baseline.cost_usd
+        if self.cache_status == "hit_exact":
+            ev["savings_cache_usd"] = baseline.cost_usd
         ev["price_status"] = served.status
         if served.price is not None:
             ev["input_cost_per_token"] = served.price.input_cost_per_token

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from gateway.cache.exact import CachedAnswer, assemble_stream, replay_stream
 from gateway.calls import CallRecord
-from gateway.errors import ApexError, NotFoundError, RateLimitError
+from gateway.errors import ApexError, NotFoundError
 from gateway.inbound import validate_chat_request
-from gateway.keys import ApiKey
 from gateway.providers import ChatResult, StreamChunk, Usage
 from gateway.state import GatewayState
 from gateway.tokens import count_message_tokens, count_text_tokens
@@ -45,15 +45,6 @@ def estimate_usage(messages: Any, model: str, completion_text: str) -> Usage:
     )
 
 
-def _check_budget(state: GatewayState, key: ApiKey) -> None:
-    if key.budget_usd is not None and state.keys.spent(key) >= key.budget_usd:
-        raise RateLimitError(
-            f"Budget of ${key.budget_usd:.2f} for key {key.name!r} is spent. Raise it with `apex keys` or use "
-            "another key.",
-            code="budget_exceeded",
-        )
-
-
 def _completion_text(raw: bytes) -> str:
     try:
         choices = orjson.loads(raw).get("choices") or []
@@ -62,8 +53,49 @@ def _completion_text(raw: bytes) -> str:
         return ""
 
 
-async def run_chat(state: GatewayState, call: CallRecord, body: dict[str, Any]) -> ChatResult | StreamSession:
-    """Validate, route, admit and dispatch one canonical chat call. Raises ``ApexError`` before any byte is sent."""
+def _cache_wanted(state: GatewayState, call: CallRecord, mode: str | None) -> bool:
+    if state.cache is None or mode == "off":
+        return False
+    return mode == "on" or bool(getattr(call.key, "cache_enabled", False))
+
+
+def _serve_from_cache(state: GatewayState, call: CallRecord, body: dict[str, Any]) -> ChatResult | StreamSession | None:
+    assert state.cache is not None and call.key is not None
+    call.cache_key = state.cache.key_for(call.key.customer_id, body)
+    hit = state.cache.get(call.cache_key)
+    if hit is None:
+        call.cache_status = "miss"
+        return None
+    call.cache_status = "hit_exact"
+    call.provider, call.provider_kind = "apex-cache", "cache"
+    call.served_model = hit.model
+    call.finish_reason = hit.finish_reason
+    call.usage, call.usage_source = hit.usage, "provider"  # the tokens the stored answer cost when it was bought
+    if not call.is_stream:
+        return ChatResult(body=hit.body, usage=hit.usage, served_model=hit.model, finish_reason=hit.finish_reason)
+    chunks = replay_stream(hit)
+    return StreamSession(state, call, chunks[0], _iterate(chunks[1:]))
+
+
+async def _iterate(chunks: list[StreamChunk]) -> AsyncIterator[StreamChunk]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _store(state: GatewayState, call: CallRecord, body: bytes, finish_reason: str | None) -> None:
+    if state.cache is not None and call.cache_status == "miss" and call.cache_key and call.http_status == 200:
+        state.cache.put(
+            call.cache_key,
+            CachedAnswer(body, call.usage, call.served_model or "", finish_reason, time.time()),
+        )
+
+
+async def run_chat(
+    state: GatewayState, call: CallRecord, body: dict[str, Any], *, cache_mode: str | None = None
+) -> ChatResult | StreamSession:
+    """Validate, route, admit and dispatch one canonical chat call. Raises ``ApexError`` before any byte is sent.
+
+    ``cache_mode`` is the client's ``x-apex-cache`` header (``on``/``off``); the key's setting applies otherwise."""
     model, messages = validate_chat_request(body)
     call.requested_model = model
     call.messages = messages
@@ -76,7 +108,13 @@ async def run_chat(state: GatewayState, call: CallRecord, body: dict[str, Any]) 
             code="model_not_found",
         )
     assert call.key is not None and state.dispatcher is not None
-    _check_budget(state, call.key)
+    assert state.limiter is not None
+    await state.limiter.admit(call, body, route)
+    if _cache_wanted(state, call, cache_mode):
+        call.baseline_price_model = route.baseline_price_model
+        cached = _serve_from_cache(state, call, body)
+        if cached is not None:
+            return cached
     if call.is_stream:
         first, chunks = await state.dispatcher.open_stream(call, body, route)
         return StreamSession(state, call, first, chunks)
@@ -87,6 +125,7 @@ async def run_chat(state: GatewayState, call: CallRecord, body: dict[str, Any]) 
     else:
         call.usage = estimate_usage(messages, model, _completion_text(result.body))
         call.usage_source = "estimated"
+    _store(state, call, result.body, result.finish_reason)
     return result
 
 
@@ -115,6 +154,7 @@ class StreamSession:
         self._upstream = upstream
         self.usage: Usage | None = None
         self._text: list[str] = []
+        self._collected: list[dict[str, Any]] | None = [] if call.cache_status == "miss" else None
 
     def mark_sent(self) -> None:
         """The renderer sent bytes to the client: the first time, that is the time to first token."""
@@ -134,8 +174,15 @@ class StreamSession:
                     if isinstance(choice, dict) and choice.get("finish_reason"):
                         call.finish_reason = choice["finish_reason"]
                 self._text.append(_delta_text(data))
+                if self._collected is not None:
+                    self._collected.append(data)
                 yield chunk
                 chunk = await anext(self._upstream, None)
+            # only a complete stream with provider usage is worth replaying later
+            assembled = assemble_stream(self._collected) if self._collected is not None else None
+            if assembled is not None and self.usage is not None:
+                call.usage = self.usage
+                _store(self.state, call, orjson.dumps(assembled), call.finish_reason)
         except ApexError as err:
             call.fail(err)
             raise

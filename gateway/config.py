@@ -21,13 +21,19 @@ __all__ = [
     "DataSettings",
     "EventSettings",
     "GatewaySettings",
+    "LimitSettings",
+    "BreakerSettings",
+    "Deployment",
+    "HealthCheckSettings",
     "ModelRoute",
+    "RouteOverrides",
+    "RoutingSettings",
     "ProviderSettings",
     "Settings",
     "load_settings",
 ]
 
-ProviderKind = Literal["simulated", "openai", "openai_compatible"]
+ProviderKind = Literal["simulated", "openai", "openai_compatible", "azure", "anthropic", "gemini", "vertex"]
 
 
 class ConfigError(Exception):
@@ -48,27 +54,157 @@ class ProviderSettings(_Frozen):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     latency_scale: float = Field(default=1.0, ge=0)
     """Simulated providers only: multiply the simulated latency (0 = answer immediately)."""
+    api_version: str | None = None
+    """Azure: the ``api-version`` query parameter (required). Anthropic: the ``anthropic-version`` header."""
+    project: str | None = None
+    """Vertex AI: the Google Cloud project id (required)."""
+    location: str | None = None
+    """Vertex AI: the region, e.g. ``us-central1`` (required; ``global`` for the global endpoint)."""
 
     @model_validator(mode="after")
-    def _needs_url(self) -> ProviderSettings:
-        if self.kind != "simulated" and not self.base_url:
-            raise ValueError(f"provider {self.name!r} of kind {self.kind!r} needs base_url")
+    def _needs_fields(self) -> ProviderSettings:
+        # anthropic, gemini and vertex have a public default base_url; the OpenAI-shaped kinds do not
+        required = {
+            "openai": ("base_url",),
+            "openai_compatible": ("base_url",),
+            "azure": ("base_url", "api_version"),
+            "vertex": ("project", "location"),
+        }.get(self.kind, ())
+        for field_name in required:
+            if not getattr(self, field_name):
+                raise ValueError(f"provider {self.name!r} of kind {self.kind!r} needs {field_name}")
         return self
 
 
-class ModelRoute(_Frozen):
-    """A model name clients may ask for, and where it goes."""
+RoutingStrategy = Literal["weighted", "latency"]
 
-    name: str = Field(min_length=1)
+
+class BreakerSettings(_Frozen):
+    """Per-deployment circuit breaker: open after ``failures`` within ``window_s``; probe after ``cooldown_s``."""
+
+    failures: int = Field(default=5, ge=1)
+    window_s: float = Field(default=30.0, gt=0)
+    cooldown_s: float = Field(default=15.0, gt=0)
+
+
+class HealthCheckSettings(_Frozen):
+    interval_s: float = Field(default=0.0, ge=0)
+    """How often open and half-open deployments are probed with a one-token chat call; 0 = off."""
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class RouteOverrides(_Frozen):
+    """Per-model overrides of the ``routing:`` defaults (unset fields inherit them)."""
+
+    strategy: RoutingStrategy | None = None
+    retries: int | None = Field(default=None, ge=0)
+    backoff_base_s: float | None = Field(default=None, ge=0)
+    backoff_max_s: float | None = Field(default=None, ge=0)
+    retry_after_max_s: float | None = Field(default=None, ge=0)
+    first_byte_timeout_s: float | None = Field(default=None, gt=0)
+    total_timeout_s: float | None = Field(default=None, gt=0)
+    deadline_s: float | None = Field(default=None, gt=0)
+
+
+class RoutingSettings(_Frozen):
+    """How a model's deployments are chosen, retried and guarded (the ``routing:`` section)."""
+
+    strategy: RoutingStrategy = "weighted"
+    retries: int = Field(default=2, ge=0)
+    """Extra attempts per model group after the first (other deployments first, then the same one again)."""
+    backoff_base_s: float = Field(default=0.1, ge=0)
+    backoff_max_s: float = Field(default=2.0, ge=0)
+    retry_after_max_s: float = Field(default=1.0, ge=0)
+    """A 429 whose Retry-After is longer than this is not waited for: another deployment is tried, or the 429
+    (with its Retry-After) goes back to the client."""
+    first_byte_timeout_s: float = Field(default=60.0, gt=0)
+    """Streams: one attempt's wait for its first chunk."""
+    total_timeout_s: float = Field(default=600.0, gt=0)
+    """One attempt, start to last byte."""
+    deadline_s: float = Field(default=600.0, gt=0)
+    """The whole call before an answer starts: every attempt and every wait between them."""
+    latency_alpha: float = Field(default=0.3, gt=0, le=1)
+    """Weight of the newest sample in a deployment's latency EWMA (``strategy: latency``)."""
+    latency_explore: float = Field(default=0.1, ge=0, le=1)
+    """Share of calls the latency strategy sends to a weighted-random deployment instead of the fastest."""
+    breaker: BreakerSettings = BreakerSettings()
+    health_check: HealthCheckSettings = HealthCheckSettings()
+
+    def for_route(self, route: ModelRoute) -> RoutingSettings:
+        if route.routing is None:
+            return self
+        return self.model_copy(update=route.routing.model_dump(exclude_none=True))
+
+
+class Deployment(_Frozen):
+    """One place a model can be served: a provider and the model name it knows."""
+
     provider: str = Field(min_length=1)
     upstream_model: str | None = None
-    """Model name sent upstream; defaults to ``name``."""
+    """Model name sent upstream; defaults to the model's ``name``."""
     price_model: str | None = None
     """Key in the price table when it differs from the upstream model name."""
+    weight: float = Field(default=1.0, gt=0)
+    region: str | None = None
 
     @property
     def target(self) -> str:
+        assert self.upstream_model is not None, "use ModelRoute.group(), which fills upstream_model in"
+        return self.upstream_model
+
+
+class ModelRoute(_Frozen):
+    """A model name clients may ask for: a group of deployments, and the models to fall back to.
+
+    ``{name, provider, upstream_model, price_model}`` is shorthand for a group of one deployment."""
+
+    name: str = Field(min_length=1)
+    provider: str | None = Field(default=None, min_length=1)
+    upstream_model: str | None = None
+    """Model name sent upstream; defaults to ``name``."""
+    price_model: str | None = None
+    """Key in the price table when it differs from the upstream model name. With ``deployments``: the price of
+    the model the client asked for (the savings baseline); defaults to the first deployment's."""
+    deployments: tuple[Deployment, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    """Other models tried, in order, once every deployment of this one has failed."""
+    routing: RouteOverrides | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ModelRoute:
+        if self.provider is None and not self.deployments:
+            raise ValueError(f"model {self.name!r} needs provider (one deployment) or deployments")
+        if self.provider is not None and self.deployments:
+            raise ValueError(f"model {self.name!r}: give provider or deployments, not both")
+        if self.deployments and self.upstream_model is not None:
+            raise ValueError(f"model {self.name!r}: with deployments, set upstream_model on each deployment")
+        if self.name in self.fallbacks:
+            raise ValueError(f"model {self.name!r} lists itself in fallbacks")
+        return self
+
+    def group(self) -> tuple[Deployment, ...]:
+        """The deployments, with ``upstream_model`` filled in."""
+        if not self.deployments:
+            assert self.provider is not None
+            return (Deployment(provider=self.provider, upstream_model=self.target, price_model=self.price_model),)
+        return tuple(
+            d if d.upstream_model else d.model_copy(update={"upstream_model": self.name}) for d in self.deployments
+        )
+
+    @property
+    def target(self) -> str:
+        """The upstream model name of the (first) deployment."""
+        if self.deployments:
+            return self.deployments[0].upstream_model or self.name
         return self.upstream_model or self.name
+
+    @property
+    def baseline_price_model(self) -> str:
+        """Price-table name of this model as the client asked for it, whichever deployment serves it."""
+        if self.price_model:
+            return self.price_model
+        first = self.group()[0]
+        return first.price_model or first.target
 
 
 class DataSettings(_Frozen):
@@ -111,9 +247,51 @@ class GatewaySettings(_Frozen):
     """How long a verified key stays cached in memory (revocations take effect within this)."""
 
 
+class ExactCacheSettings(_Frozen):
+    ttl_s: float = Field(default=3600.0, gt=0)
+    max_entries: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+
+
+class CacheSettings(_Frozen):
+    """Caches are opt-in per key (``apex keys create --cache``) or per request (header ``x-apex-cache: on``)."""
+
+    exact: ExactCacheSettings = ExactCacheSettings()
+
+
+class LimitSettings(_Frozen):
+    """Budgets and rate limits (see ``gateway.limits``)."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    """``sqlite``: counters in this process, persisted to gateway.db. ``redis``: shared by several gateways."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = Field(default="apex", min_length=1)
+    default_max_tokens: int = Field(default=4096, ge=1)
+    """Completion tokens reserved when a request sets neither max_tokens nor max_completion_tokens."""
+    unknown_model_price_per_token: float = Field(default=0.00006, gt=0)
+    """USD per token (input and output) charged against budgets for a model missing from the price table."""
+    reservation_ttl_s: float = Field(default=3600.0, gt=0)
+    """A reservation never settled (a lost stream) is released after this long."""
+
+
 class PortSettings(_Frozen):
     dagster: int = Field(default=3000, ge=1, le=65535)
     dashboard: int = Field(default=8501, ge=1, le=65535)
+
+
+def _check_fallback_cycles(models: tuple[ModelRoute, ...]) -> None:
+    fallbacks = {m.name: m.fallbacks for m in models}
+    index = {m.name: i for i, m in enumerate(models)}
+
+    def visit(name: str, path: list[str]) -> None:
+        for nxt in fallbacks.get(name, ()):
+            if nxt in path:
+                cycle = " -> ".join([*path[path.index(nxt) :], nxt])
+                raise ValueError(f"models.{index[path[0]]}.fallbacks: cycle {cycle}")
+            visit(nxt, [*path, nxt])
+
+    for m in models:
+        visit(m.name, [m.name])
 
 
 class Settings(_Frozen):
@@ -121,8 +299,11 @@ class Settings(_Frozen):
     data: DataSettings = DataSettings()
     events: EventSettings = EventSettings()
     ports: PortSettings = PortSettings()
+    limits: LimitSettings = LimitSettings()
+    cache: CacheSettings = CacheSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelRoute, ...] = ()
+    routing: RoutingSettings = RoutingSettings()
     source: str = "<defaults>"
     """Where the settings came from, for error messages."""
 
@@ -137,8 +318,18 @@ class Settings(_Frozen):
         if dupes:
             raise ValueError(f"models: duplicate name(s) {sorted(dupes)}")
         for i, route in enumerate(self.models):
-            if route.provider not in names:
+            if route.provider is not None and route.provider not in names:
                 raise ValueError(f"models.{i}.provider: {route.provider!r} is not a configured provider (have {names})")
+            for j, dep in enumerate(route.deployments):
+                if dep.provider not in names:
+                    raise ValueError(
+                        f"models.{i}.deployments.{j}.provider: {dep.provider!r} is not a configured provider "
+                        f"(have {names})"
+                    )
+            for name in route.fallbacks:
+                if name not in model_names:
+                    raise ValueError(f"models.{i}.fallbacks: {name!r} is not a configured model")
+        _check_fallback_cycles(self.models)
         return self
 
     def provider(self, name: str) -> ProviderSettings:

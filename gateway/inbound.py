@@ -79,7 +79,7 @@ def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any
                 f"'messages[{i}]' must be an object.", param=f"messages[{i}]", code="invalid_type"
             )
         role = msg.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequestError(
                 f"'messages[{i}].role' must be one of {sorted(_ROLES)}, got {role!r}.",
                 param=f"messages[{i}].role",

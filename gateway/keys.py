@@ -1,14 +1,21 @@
-"""Virtual API keys, stored hashed in SQLite, and the spend counted against their budgets.
+"""Virtual API keys and team budgets, stored in SQLite; keys are stored hashed.
 
-A key is ``sk-apex-`` + 32 url-safe random bytes. Only its SHA-256 is stored: with 256 bits of entropy a fast
-hash cannot be brute-forced, and lookup stays one indexed read. The plain key is shown once, at creation.
+A key is ``sk-apex-`` + 32 url-safe random bytes (256 bits). Only its SHA-256 is stored. A slow password hash
+(bcrypt, argon2) exists to protect low-entropy secrets from guessing; a 256-bit random key cannot be guessed, so
+a fast hash is as safe here and keeps verification one indexed read. The plain key is shown once, at creation or
+rotation, and never stored or logged.
 
-Spend is settled in memory on the request path and flushed to SQLite by a background thread (every second and at
-shutdown), so no request waits on a disk write.
+Rotation gives the key a new secret under the same ``key_id`` (budgets, spend and attribution carry over); the
+old secret stays valid for a grace period, then is rejected. Revocation ends both at once.
+
+Lifetime spend (``spent_usd``) is counted in memory on the request path and flushed by a background thread;
+per-period budget spend lives in ``gateway.limits``. Databases written by earlier versions are migrated in place
+(missing columns are added) when the store opens.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 import sqlite3
@@ -17,10 +24,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ApiKey", "KeyStore", "hash_key"]
+from gateway.limits.periods import check_period
+
+__all__ = ["ApiKey", "KeyStore", "Team", "hash_key"]
 
 KEY_PREFIX = "sk-apex-"
+DEFAULT_GRACE_SECONDS = 24 * 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -35,11 +46,41 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at   TEXT NOT NULL,
     revoked_at   TEXT
 );
+CREATE TABLE IF NOT EXISTS retired_key_hashes (
+    key_hash     TEXT PRIMARY KEY,
+    key_id       TEXT NOT NULL REFERENCES api_keys (key_id),
+    expires_at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS teams (
+    team_id      TEXT PRIMARY KEY,
+    budget_usd   REAL CHECK (budget_usd IS NULL OR budget_usd >= 0),
+    period       TEXT NOT NULL DEFAULT 'total',
+    created_at   TEXT NOT NULL
+);
 """
+
+# Columns added after the first release; a database from then gets them by ALTER TABLE (new ones too: one path).
+_ADDED_KEY_COLUMNS = {
+    "budget_period": "TEXT NOT NULL DEFAULT 'total'",
+    "rpm": "INTEGER",
+    "tpm": "INTEGER",
+    "cache_enabled": "INTEGER NOT NULL DEFAULT 0",
+}
+
+_UNSET: Any = object()
 
 
 def hash_key(plain: str) -> str:
     return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _new_secret() -> tuple[str, str]:
+    plain = KEY_PREFIX + secrets.token_urlsafe(32)
+    return plain, plain[: len(KEY_PREFIX) + 4] + "…" + plain[-4:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +94,31 @@ class ApiKey:
     spent_usd: float
     created_at: str
     revoked_at: str | None
+    budget_period: str = "total"
+    """``daily``, ``weekly``, ``monthly`` (UTC calendar) or ``total``."""
+    rpm: int | None = None
+    tpm: int | None = None
+    cache_enabled: bool = False
+    """The key's owner opted in to response caching."""
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    team_id: str
+    budget_usd: float | None
+    period: str = "total"
+
+
+def _check_limits(budget_usd: float | None, rpm: int | None, tpm: int | None) -> None:
+    if budget_usd is not None and budget_usd < 0:
+        raise ValueError("budget_usd must be >= 0")
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name} must be a positive integer")
 
 
 class KeyStore:
@@ -66,9 +128,15 @@ class KeyStore:
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        # digest -> (cached at, key or None, unix time the secret stops working or None)
+        self._cache: dict[str, tuple[float, ApiKey | None, float | None]] = {}
+        self._team_cache: dict[str, tuple[float, Team | None]] = {}
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            have = {row["name"] for row in db.execute("PRAGMA table_info(api_keys)")}
+            for column, decl in _ADDED_KEY_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {decl}")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
@@ -77,7 +145,11 @@ class KeyStore:
         db.row_factory = sqlite3.Row
         return db
 
-    # -- administration -------------------------------------------------------------------------------------
+    def _forget_cached(self) -> None:
+        self._cache.clear()
+        self._team_cache.clear()
+
+    # -- keys -----------------------------------------------------------------------------------------------
 
     def create(
         self,
@@ -86,42 +158,121 @@ class KeyStore:
         customer_id: str = "default",
         team_id: str | None = None,
         budget_usd: float | None = None,
+        budget_period: str = "total",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        cache_enabled: bool = False,
     ) -> tuple[ApiKey, str]:
         """Create a key; returns the record and the plain key (shown once, never stored)."""
-        if budget_usd is not None and budget_usd < 0:
-            raise ValueError("budget_usd must be >= 0")
-        plain = KEY_PREFIX + secrets.token_urlsafe(32)
+        _check_limits(budget_usd, rpm, tpm)
+        check_period(budget_period)
+        plain, hint = _new_secret()
         key_id = "key_" + secrets.token_hex(8)
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        hint = plain[: len(KEY_PREFIX) + 4] + "…" + plain[-4:]
         with self._connect() as db:
             db.execute(
-                "INSERT INTO api_keys (key_id, name, key_hash, key_hint, customer_id, team_id, budget_usd, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key_id, name, hash_key(plain), hint, customer_id, team_id, budget_usd, now),
+                "INSERT INTO api_keys (key_id, name, key_hash, key_hint, customer_id, team_id, budget_usd,"
+                " created_at, budget_period, rpm, tpm, cache_enabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key_id,
+                    name,
+                    hash_key(plain),
+                    hint,
+                    customer_id,
+                    team_id,
+                    budget_usd,
+                    _now_iso(),
+                    budget_period,
+                    rpm,
+                    tpm,
+                    int(cache_enabled),
+                ),
             )
         return self.get(key_id), plain  # type: ignore[return-value]
 
     def add_existing(self, plain: str, name: str, *, customer_id: str = "default", key_id: str | None = None) -> None:
         """Register a key chosen by the operator (benchmarks, fixed demo keys). Idempotent."""
         key_id = key_id or "key_" + hash_key(plain)[:16]
-        now = datetime.now(UTC).isoformat(timespec="seconds")
         hint = plain[:4] + "…" + plain[-4:]
         with self._connect() as db:
             db.execute(
                 "INSERT OR IGNORE INTO api_keys (key_id, name, key_hash, key_hint, customer_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, hash_key(plain), hint, customer_id, now),
+                (key_id, name, hash_key(plain), hint, customer_id, _now_iso()),
             )
 
+    def rotate(self, key_id: str, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> tuple[ApiKey, str, float] | None:
+        """Give an active key a new secret. Returns (record, new plain key, unix time the old secret expires)."""
+        if grace_seconds < 0:
+            raise ValueError("grace_seconds must be >= 0")
+        plain, hint = _new_secret()
+        expires_at = time.time() + grace_seconds
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT key_hash FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,)
+            ).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return None
+            if grace_seconds > 0:
+                db.execute(
+                    "INSERT OR REPLACE INTO retired_key_hashes (key_hash, key_id, expires_at) VALUES (?, ?, ?)",
+                    (row["key_hash"], key_id, expires_at),
+                )
+            db.execute(
+                "UPDATE api_keys SET key_hash = ?, key_hint = ? WHERE key_id = ?", (hash_key(plain), hint, key_id)
+            )
+            db.execute("DELETE FROM retired_key_hashes WHERE expires_at < ?", (time.time(),))
+            db.execute("COMMIT")
+        self._forget_cached()
+        return self.get(key_id), plain, expires_at  # type: ignore[return-value]
+
     def revoke(self, key_id: str) -> bool:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._connect() as db:
             cur = db.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (now, key_id)
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (_now_iso(), key_id)
             )
-        self._cache.clear()
+            db.execute("DELETE FROM retired_key_hashes WHERE key_id = ?", (key_id,))
+        self._forget_cached()
         return cur.rowcount == 1
+
+    def update(
+        self,
+        key_id: str,
+        *,
+        name: str = _UNSET,
+        team_id: str | None = _UNSET,
+        budget_usd: float | None = _UNSET,
+        budget_period: str = _UNSET,
+        rpm: int | None = _UNSET,
+        tpm: int | None = _UNSET,
+        cache_enabled: bool = _UNSET,
+    ) -> ApiKey | None:
+        """Change a key's settings; arguments left out are kept, ``None`` clears a limit."""
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in dict(
+                name=name,
+                team_id=team_id,
+                budget_usd=budget_usd,
+                budget_period=budget_period,
+                rpm=rpm,
+                tpm=tpm,
+                cache_enabled=cache_enabled,
+            ).items()
+            if v is not _UNSET
+        }
+        _check_limits(changes.get("budget_usd"), changes.get("rpm"), changes.get("tpm"))
+        if "budget_period" in changes:
+            check_period(changes["budget_period"])
+        if "cache_enabled" in changes:
+            changes["cache_enabled"] = int(bool(changes["cache_enabled"]))
+        if changes:
+            assigns = ", ".join(f"{column} = ?" for column in changes)  # column names come from the signature
+            with self._connect() as db:
+                db.execute(f"UPDATE api_keys SET {assigns} WHERE key_id = ?", (*changes.values(), key_id))
+            self._forget_cached()
+        return self.get(key_id)
 
     def list(self) -> list[ApiKey]:
         self.flush()
@@ -134,27 +285,73 @@ class KeyStore:
             row = db.execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         return _row_to_key(row) if row else None
 
-    # -- request path ---------------------------------------------------------------------------------------
+    # -- teams ----------------------------------------------------------------------------------------------
 
-    def verify(self, plain: str) -> ApiKey | None:
-        """The active key for ``plain``, or None. Cached for ``cache_seconds`` (revocation latency)."""
-        digest = hash_key(plain)
+    def set_team(self, team_id: str, *, budget_usd: float | None, period: str = "total") -> Team:
+        _check_limits(budget_usd, None, None)
+        check_period(period)
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO teams (team_id, budget_usd, period, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (team_id) DO UPDATE SET budget_usd = excluded.budget_usd, period = excluded.period",
+                (team_id, budget_usd, period, _now_iso()),
+            )
+        self._forget_cached()
+        return Team(team_id, budget_usd, period)
+
+    def list_teams(self) -> builtins.list[Team]:
+        with self._connect() as db:
+            rows = db.execute("SELECT team_id, budget_usd, period FROM teams ORDER BY team_id").fetchall()
+        return [Team(r["team_id"], r["budget_usd"], r["period"]) for r in rows]
+
+    def team(self, team_id: str) -> Team | None:
+        """The team's budget, cached like keys (``cache_seconds``)."""
         now = time.monotonic()
-        hit = self._cache.get(digest)
+        hit = self._team_cache.get(team_id)
         if hit is not None and now - hit[0] < self._cache_seconds:
             return hit[1]
         with self._connect() as db:
-            row = db.execute("SELECT * FROM api_keys WHERE key_hash = ?", (digest,)).fetchone()
-        key = _row_to_key(row) if row else None
-        if key is not None and not key.active:
-            key = None
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[digest] = (now, key)
+            row = db.execute("SELECT team_id, budget_usd, period FROM teams WHERE team_id = ?", (team_id,)).fetchone()
+        team = Team(row["team_id"], row["budget_usd"], row["period"]) if row else None
+        self._team_cache[team_id] = (now, team)
+        return team
+
+    # -- request path ---------------------------------------------------------------------------------------
+
+    def verify(self, plain: str) -> ApiKey | None:
+        """The active key for ``plain``, or None. Cached for ``cache_seconds`` (revocation latency); a rotated
+        secret's grace end is checked on every call, cached or not."""
+        digest = hash_key(plain)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is None or now - hit[0] >= self._cache_seconds:
+            hit = (now, *self._lookup(digest))
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[digest] = hit
+        _, key, expires_at = hit
+        if expires_at is not None and time.time() >= expires_at:
+            return None
         return key
 
+    def _lookup(self, digest: str) -> tuple[ApiKey | None, float | None]:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM api_keys WHERE key_hash = ?", (digest,)).fetchone()
+            expires_at = None
+            if row is None:
+                row = db.execute(
+                    "SELECT k.*, r.expires_at AS grace_ends FROM retired_key_hashes r"
+                    " JOIN api_keys k USING (key_id) WHERE r.key_hash = ?",
+                    (digest,),
+                ).fetchone()
+                expires_at = row["grace_ends"] if row else None
+        key = _row_to_key(row) if row else None
+        if key is None or not key.active:
+            return None, None
+        return key, expires_at
+
     def spent(self, key: ApiKey) -> float:
-        """Spend known for ``key``: the stored total plus what is not flushed yet."""
+        """Lifetime spend known for ``key``: the stored total plus what is not flushed yet."""
         with self._lock:
             return key.spent_usd + self._pending.get(key.key_id, 0.0)
 
@@ -189,4 +386,8 @@ def _row_to_key(row: sqlite3.Row) -> ApiKey:
         spent_usd=row["spent_usd"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        budget_period=row["budget_period"],
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        cache_enabled=bool(row["cache_enabled"]),
     )

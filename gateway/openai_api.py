@@ -68,16 +68,19 @@ async def chat_completions(request: Request) -> Response:
     try:
         body = await read_json_body(request, state.settings.gateway.max_body_bytes)
         attribute(call, request, body)
-        outcome = await run_chat(state, call, body)
+        outcome = await run_chat(state, call, body, cache_mode=request.headers.get("x-apex-cache"))
+        headers = {"x-request-id": call.request_id}
+        if call.cache_status:
+            headers["x-apex-cache"] = "hit" if call.cache_status.startswith("hit") else call.cache_status
         if isinstance(outcome, StreamSession):
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             streaming = True
             return StreamingResponse(
                 _sse(outcome, wants_usage),
                 media_type="text/event-stream",
-                headers={"x-request-id": call.request_id, "cache-control": "no-cache"},
+                headers={**headers, "cache-control": "no-cache"},
             )
-        return Response(outcome.body, media_type=JSON, headers={"x-request-id": call.request_id})
+        return Response(outcome.body, media_type=JSON, headers=headers)
     except ApexError as err:
         call.fail(err)
         return error_response(err, call.request_id)

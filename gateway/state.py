@@ -13,12 +13,14 @@ from typing import Any
 from starlette.requests import Request
 
 from gateway.admin_auth import MasterKey
+from gateway.cache.exact import ExactCache
 from gateway.calls import CallRecord
 from gateway.config import Settings
 from gateway.errors import AuthenticationError
 from gateway.events.writer import EventWriter
 from gateway.inbound import bearer_token
 from gateway.keys import ApiKey, KeyStore
+from gateway.limits import Limiter, build_store
 from gateway.metrics import GatewayMetrics
 from gateway.pricing import PriceTable
 from gateway.providers import Provider, build_provider
@@ -44,10 +46,17 @@ class GatewayState:
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started: float = field(default_factory=time.time)
     master_key: MasterKey | None = None
+    cache: ExactCache | None = None
+    limiter: Limiter | None = None
 
     async def start(self) -> None:
         s = self.settings
         self.master_key = MasterKey(s)
+        store = build_store(s)
+        await store.start()
+        self.limiter = Limiter(store, self.keys, self.prices, s.limits)
+        exact = s.cache.exact
+        self.cache = ExactCache(ttl_s=exact.ttl_s, max_entries=exact.max_entries, max_bytes=exact.max_bytes)
         self.writer = EventWriter(
             s.data.events_path,
             gateway_id=self.gateway_id,
@@ -79,6 +88,8 @@ class GatewayState:
         if self.transport is not None:
             await self.transport.close()
         self.keys.flush()
+        if self.limiter is not None:
+            await self.limiter.store.stop()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
             log.info("event writer closed: %s", self.writer.snapshot())
@@ -97,7 +108,12 @@ class GatewayState:
 
         Only pricing (for the spend counter) happens here; the event itself is built in the writer thread."""
         try:
-            priced = call.close(self.prices)
+            try:
+                priced = call.close(self.prices)
+            finally:
+                # settle the budget hold to the priced cost (or release it): never left behind
+                if self.limiter is not None:
+                    self.limiter.close(call)
             if call.key is not None and priced is not None and priced.cost_usd:
                 self.keys.record_spend(call.key.key_id, priced.cost_usd)
             assert self.writer is not None

@@ -10,6 +10,11 @@ It speaks the real wire format, streaming included, and misbehaves on request, c
     fake-nousage  answers without a ``usage`` object (stream and not)
     anything else a normal answer: "echo: <last user message>" with exact usage
 
+When the request offers tools and the last user message mentions "weather", the answer is a call of the first
+tool with ``{"city": "Paris"}``. Azure OpenAI deployment URLs (``/openai/deployments/{name}/...``, which need
+the ``api-key`` header and an ``api-version``) serve the same answers, with the deployment as the model.
+``/v1/embeddings`` answers deterministic 8-dimensional vectors, one token per word.
+
 Every request body it receives is kept in ``FakeProvider.requests`` for assertions.
 Run standalone: ``python -m sandbox.fake_provider --port 18001``.
 """
@@ -44,12 +49,28 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def _weather_call(body: dict[str, Any]) -> dict[str, Any] | None:
+    tools = body.get("tools") or []
+    answered = (body.get("messages") or [{}])[-1].get("role") == "tool"  # the tool result came back: answer it
+    if not tools or answered or "weather" not in _last_user_text(body).lower():
+        return None
+    name = (tools[0].get("function") or {}).get("name")
+    return {"id": "call_fake_1", "type": "function", "function": {"name": name, "arguments": '{"city": "Paris"}'}}
+
+
 class FakeProvider:
-    def __init__(self, *, slow_s: float = 2.0, record: bool = True) -> None:
+    def __init__(self, *, slow_s: float = 2.0, record: bool = True, azure_key: str = "azure-test-key") -> None:
         self.slow_s = slow_s
         self.record = record
+        self.azure_key = azure_key
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.mode: str | None = None
+        """Behave as if every request asked for this model (e.g. ``"fake-500"``) until reset to None."""
+        self.next_modes: list[str] = []
+        """One-shot behaviours, consumed one per request before ``mode`` applies (``"ok"`` = a normal answer)."""
+        self.retry_after = "2"
+        self.urls: list[str] = []
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -58,15 +79,57 @@ class FakeProvider:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure)
         app.router.add_get("/health", lambda _r: web.json_response({"ok": True}))
         return app
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _read(self, request: web.Request) -> dict[str, Any]:
         body = orjson.loads(await request.read())
         if self.record:
             self.requests.append(body)
             self.headers.append(dict(request.headers))
-        model = body.get("model", "")
+            self.urls.append(str(request.rel_url))
+        return body
+
+    async def _azure(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read(request)
+        if request.headers.get("api-key") != self.azure_key:
+            error = {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}
+            return web.json_response({"error": error}, status=401)
+        if not request.query.get("api-version"):
+            error = {"code": "404", "message": "Resource not found"}  # what Azure answers without api-version
+            return web.json_response({"error": error}, status=404)
+        body["model"] = request.match_info["deployment"]
+        if request.path.endswith("/embeddings"):
+            return self._embed(body)
+        return await self._answer(request, body)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        return self._embed(await self._read(request))
+
+    def _embed(self, body: dict[str, Any]) -> web.StreamResponse:
+        inputs = body.get("input")
+        items = [inputs] if isinstance(inputs, str) else inputs
+        data = [
+            {"object": "embedding", "index": i, "embedding": [((len(str(item)) + k) % 7) / 7 for k in range(8)]}
+            for i, item in enumerate(items)
+        ]
+        tokens = sum(len(str(item).split()) for item in items)
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return web.json_response(payload)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, await self._read(request))
+
+    async def _answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        model = self.next_modes.pop(0) if self.next_modes else (self.mode or body.get("model", ""))
         if model == "fake-429":
             return web.json_response(
                 {
@@ -77,7 +140,7 @@ class FakeProvider:
                     }
                 },
                 status=429,
-                headers={"Retry-After": "2"},
+                headers={"Retry-After": self.retry_after},
             )
         if model == "fake-500":
             return web.json_response(
@@ -97,9 +160,13 @@ class FakeProvider:
         if model == "fake-slow":
             await asyncio.sleep(self.slow_s)
         text = "echo: " + _last_user_text(body)
+        tool_call = _weather_call(body)
+        if tool_call is not None:
+            text = "Let me check."
         words = text.split(" ")
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
-        completion_tokens = len(words)
+        completion_tokens = len(words) + (5 if tool_call else 0)
+        finish_reason = "tool_calls" if tool_call else "stop"
         created = int(time.time())
         if not body.get("stream"):
             payload: dict[str, Any] = {
@@ -110,8 +177,12 @@ class FakeProvider:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "message": {
+                            "role": "assistant",
+                            "content": text,
+                            **({"tool_calls": [tool_call]} if tool_call else {}),
+                        },
+                        "finish_reason": finish_reason,
                         "logprobs": None,
                     }
                 ],
@@ -145,7 +216,13 @@ class FakeProvider:
                 return resp
             if model == "fake-slow":
                 await asyncio.sleep(0.01)
-        await resp.write(chunk({}, "stop"))
+        if tool_call is not None:
+            args = tool_call["function"]["arguments"]
+            head = {**tool_call, "index": 0, "function": {"name": tool_call["function"]["name"], "arguments": ""}}
+            await resp.write(chunk({"tool_calls": [head]}))
+            for part in (args[: len(args) // 2], args[len(args) // 2 :]):
+                await resp.write(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+        await resp.write(chunk({}, finish_reason))
         if include_usage and model != "fake-nousage":
             await resp.write(chunk(None, usage=_usage(prompt_tokens, completion_tokens)))
         await resp.write(b"data: [DONE]\n\n")

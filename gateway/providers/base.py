@@ -1,4 +1,4 @@
-"""What every provider adapter gives the gateway: a chat call, a streamed chat call, and the usage."""
+"""What every provider adapter gives the gateway: a chat call, a streamed chat call, embeddings, and the usage."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["ChatResult", "Provider", "StreamChunk", "Usage"]
+__all__ = ["ChatResult", "EmbeddingResult", "Provider", "StreamChunk", "Usage"]
 
 
 @dataclass(slots=True)
@@ -38,6 +38,15 @@ class ChatResult:
 
 
 @dataclass(slots=True)
+class EmbeddingResult:
+    """A finished embeddings call: the OpenAI-format ``list`` body to return as-is, and its usage."""
+
+    body: bytes
+    usage: Usage | None
+    served_model: str
+
+
+@dataclass(slots=True)
 class StreamChunk:
     """One SSE ``data:`` payload: the raw JSON bytes (forwarded untouched) and its parsed form."""
 
@@ -54,6 +63,10 @@ class Provider(Protocol):
 
     def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
         """Yields chunks; the upstream connection is opened on the first ``__anext__``."""
+        ...
+
+    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+        """An OpenAI-format embeddings request in, an OpenAI-format ``list`` body out."""
         ...
 
     async def close(self) -> None: ...

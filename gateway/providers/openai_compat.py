@@ -1,4 +1,7 @@
-"""OpenAI and any OpenAI-compatible upstream (vLLM, Together, Groq, a local fake, ...)."""
+"""OpenAI and any OpenAI-compatible upstream (vLLM, Together, Groq, Azure OpenAI, a local fake, ...).
+
+Subclasses change only where a call goes and how it authenticates (``_url``, ``_auth_headers``); Azure is one.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,10 @@ from gateway.errors import (
     UpstreamError,
     UpstreamRateLimitError,
 )
-from gateway.providers.base import ChatResult, StreamChunk, Usage
+from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage
 from gateway.upstream import Transport
 
-__all__ = ["OpenAICompatibleProvider", "upstream_error"]
+__all__ = ["OpenAICompatibleProvider", "parse_json_body", "upstream_error"]
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -46,6 +49,11 @@ def upstream_error(provider: str, status: int, headers: Mapping[str, str], body:
         )
     if status == 404:
         return NotFoundError(msg, param="model", code="model_not_found")
+    if status in (503, 529):
+        # Anthropic's 529 overloaded_error and everyone's 503: the provider is up but shedding load
+        overloaded = UpstreamError(msg, code="upstream_overloaded", retry_after=_retry_after(headers))
+        overloaded.status = 503
+        return overloaded
     if 400 <= status < 500:
         return UpstreamBadRequestError(msg, code="upstream_bad_request")
     return UpstreamError(msg, code=f"upstream_{status}")
@@ -67,13 +75,18 @@ class OpenAICompatibleProvider:
     ) -> None:
         self.name = name
         self.kind = kind
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"content-type": "application/json", "accept-encoding": "gzip"}
-        if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"content-type": "application/json", "accept-encoding": "gzip", **self._auth_headers(api_key)}
         self._transport = transport
         self._timeout = timeout_s
         self._connect_timeout = connect_timeout_s
+
+    def _url(self, endpoint: str, model: str) -> str:
+        """Where ``endpoint`` (``chat/completions``, ``embeddings``) for ``model`` is served."""
+        return f"{self._base_url}/{endpoint}"
+
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def _body(self, request: dict[str, Any], model: str, *, stream: bool) -> bytes:
         body = dict(request)
@@ -87,7 +100,7 @@ class OpenAICompatibleProvider:
 
     async def chat(self, request: dict[str, Any], model: str) -> ChatResult:
         status, headers, raw = await self._transport.post(
-            self._url,
+            self._url("chat/completions", model),
             self._headers,
             self._body(request, model, stream=False),
             timeout=self._timeout,
@@ -95,12 +108,7 @@ class OpenAICompatibleProvider:
         )
         if status >= 400:
             raise upstream_error(self.name, status, headers, raw)
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                f"provider {self.name!r} returned a body that is not JSON", code="upstream_bad_response"
-            ) from None
+        data = parse_json_body(self.name, raw)
         choices = data.get("choices") or [{}]
         return ChatResult(
             body=raw,
@@ -111,7 +119,7 @@ class OpenAICompatibleProvider:
 
     async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
         async with self._transport.stream(
-            self._url,
+            self._url("chat/completions", model),
             self._headers,
             self._body(request, model, stream=True),
             timeout=self._timeout,
@@ -148,5 +156,30 @@ class OpenAICompatibleProvider:
                     code="upstream_stream_interrupted",
                 )
 
+    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+        status, headers, raw = await self._transport.post(
+            self._url("embeddings", model),
+            self._headers,
+            orjson.dumps({**request, "model": model}),
+            timeout=self._timeout,
+            connect_timeout=self._connect_timeout,
+        )
+        if status >= 400:
+            raise upstream_error(self.name, status, headers, raw)
+        data = parse_json_body(self.name, raw)
+        return EmbeddingResult(body=raw, usage=Usage.from_openai(data.get("usage")), served_model=model)
+
     async def close(self) -> None:
         return None
+
+
+def parse_json_body(provider: str, raw: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"provider {provider!r} returned a body that is not a JSON object", code="upstream_bad_response"
+        )
+    return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import time
 from collections.abc import AsyncIterator
@@ -18,10 +19,12 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.base import ChatResult, StreamChunk, Usage
+from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage
 from gateway.tokens import count_message_tokens, count_text_tokens
 
-__all__ = ["SimulatedProvider"]
+__all__ = ["EMBEDDING_DIMS", "SimulatedProvider"]
+
+EMBEDDING_DIMS = 256
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,31 @@ class SimulatedProvider:
         yield chunk({}, finish)
         # always emitted; the gateway strips it unless the client asked for stream_options.include_usage
         yield chunk(None, usage_obj=_usage_json(usage))  # type: ignore[arg-type]
+
+    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+        """Deterministic unit vectors: the same input always embeds to the same point."""
+        inputs = request.get("input")
+        items = (
+            [inputs]
+            if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int))
+            else inputs
+        )
+        dims: int = request["dimensions"] if isinstance(request.get("dimensions"), int) else EMBEDDING_DIMS
+        data, tokens = [], 0
+        for i, item in enumerate(items or ()):
+            tokens += count_text_tokens(item, model) if isinstance(item, str) else len(item)
+            rng = random.Random(_seed(model, item, dims))
+            vec = [rng.gauss(0.0, 1.0) for _ in range(dims)]
+            norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+            data.append({"object": "embedding", "index": i, "embedding": [round(v / norm, 6) for v in vec]})
+        usage = Usage(prompt_tokens=tokens)
+        body = {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return EmbeddingResult(body=orjson.dumps(body), usage=usage, served_model=model)
 
     async def close(self) -> None:
         return None

@@ -1,1 +1,1 @@
-"""Choosing and calling the deployment that serves a model."""
+"""Choosing and calling the deployment that serves a model: balancing, retries, fallbacks, circuit breakers."""

@@ -1,0 +1,1 @@
+"""Response caches the gateway consults before calling a provider."""

@@ -1,0 +1,115 @@
+"""The OpenAI-compatible embeddings API: ``POST /v1/embeddings``, one priced event per call."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.calls import CallRecord
+from gateway.chat import attribute
+from gateway.errors import ApexError, InvalidRequestError, NotFoundError
+from gateway.inbound import read_json_body
+from gateway.openai_api import JSON, error_response, internal_error
+from gateway.providers.base import Usage
+from gateway.state import GatewayState
+from gateway.tokens import count_text_tokens
+
+__all__ = ["embeddings", "validate_embeddings_request"]
+
+ENDPOINT = "/v1/embeddings"
+_INPUT_HELP = "'input' must be a non-empty string, array of strings, array of token ids, or array of token arrays."
+
+
+def _is_tokens(value: Any) -> bool:
+    return (
+        isinstance(value, list) and bool(value) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+    )
+
+
+def validate_embeddings_request(body: dict[str, Any]) -> tuple[str, Any]:
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequestError(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequestError("'model' must be a non-empty string.", param="model", code="invalid_type")
+    inputs = body.get("input")
+    if inputs is None:
+        raise InvalidRequestError(
+            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+        )
+    valid = (
+        (isinstance(inputs, str) and inputs != "")
+        or _is_tokens(inputs)
+        or (
+            isinstance(inputs, list)
+            and bool(inputs)
+            and (all(isinstance(s, str) and s for s in inputs) or all(_is_tokens(t) for t in inputs))
+        )
+    )
+    if not valid:
+        raise InvalidRequestError(_INPUT_HELP, param="input", code="invalid_type")
+    dims = body.get("dimensions")
+    if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims < 1):
+        raise InvalidRequestError("'dimensions' must be a positive integer.", param="dimensions", code="invalid_value")
+    return model, inputs
+
+
+def _estimate(inputs: Any, model: str) -> Usage:
+    items = [inputs] if isinstance(inputs, str) or _is_tokens(inputs) else inputs
+    tokens = sum(count_text_tokens(i, model) if isinstance(i, str) else len(i) for i in items)
+    return Usage(prompt_tokens=tokens)
+
+
+async def embeddings(request: Request) -> Response:
+    state: GatewayState = request.app.state.apex
+    call = CallRecord(endpoint=ENDPOINT)
+    try:
+        call.key = state.authenticate(request)
+    except ApexError as err:
+        return error_response(err, call.request_id)
+    try:
+        body = await read_json_body(request, state.settings.gateway.max_body_bytes)
+        attribute(call, request, body)
+        model, inputs = validate_embeddings_request(body)
+        call.requested_model = model
+        call.messages = inputs
+        route = state.settings.route(model)
+        if route is None:
+            raise NotFoundError(
+                f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
+                param="model",
+                code="model_not_found",
+            )
+        # reserve the input tokens against budgets and rate limits, like a chat call (no completion tokens)
+        await state.limiter.admit(
+            call, body, route, prompt_tokens=_estimate(inputs, model).prompt_tokens, completion_tokens=0
+        )
+        # embeddings go to the route's first deployment: no failover or balancing (yet)
+        deployment = route.group()[0]
+        provider = state.providers[deployment.provider]
+        call.provider, call.provider_kind, call.is_simulated = provider.name, provider.kind, provider.is_simulated
+        call.served_model = deployment.target
+        call.price_model = deployment.price_model or deployment.target
+        call.baseline_price_model = route.baseline_price_model
+        t_up = time.perf_counter()
+        try:
+            result = await provider.embed(body, deployment.target)
+        finally:
+            call.upstream_s += time.perf_counter() - t_up
+        if result.usage is not None:
+            call.usage, call.usage_source = result.usage, "provider"
+        else:
+            call.usage, call.usage_source = _estimate(inputs, model), "estimated"
+        return Response(result.body, media_type=JSON, headers={"x-request-id": call.request_id})
+    except ApexError as err:
+        call.fail(err)
+        return error_response(err, call.request_id)
+    except Exception:
+        return error_response(internal_error(call), call.request_id)
+    finally:
+        state.finish(call)

@@ -1,0 +1,124 @@
+"""Admission for chat calls: price the worst case, reserve it against the key's and team's budgets, settle after.
+
+The worst case is the counted prompt tokens at the input price plus the completion cap (``max_completion_tokens``,
+else ``max_tokens``, else ``limits.default_max_tokens``; times ``n``) at the output price. A model missing from the
+price table is reserved, and settled, at ``limits.unknown_model_price_per_token`` for input and output alike: an
+unknown price is never treated as free, or a new model name would bypass every budget.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from gateway.limits.base import AdmissionRequest, BudgetLine, LimitStore
+from gateway.limits.periods import current_window
+from gateway.tokens import count_message_tokens
+
+if TYPE_CHECKING:
+    from gateway.calls import CallRecord
+    from gateway.config import LimitSettings, ModelRoute, Settings
+    from gateway.keys import ApiKey, KeyStore
+    from gateway.pricing import PriceTable
+
+__all__ = ["Limiter", "build_store"]
+
+_TOKEN_CAP = 2**31  # absurd caps still reserve a finite (budget-busting) amount
+
+
+def build_store(settings: Settings) -> LimitStore:
+    """The backend ``limits.backend`` names."""
+    limits = settings.limits
+    if limits.backend == "redis":
+        from gateway.limits.redis_store import RedisLimitStore
+
+        return RedisLimitStore(limits.redis_url, prefix=limits.redis_prefix, reservation_ttl_s=limits.reservation_ttl_s)
+    from gateway.limits.sqlite_store import SqliteLimitStore
+
+    return SqliteLimitStore(settings.data.gateway_db_path, reservation_ttl_s=limits.reservation_ttl_s)
+
+
+def _completion_cap(body: dict[str, Any], default: int) -> int:
+    cap = body.get("max_completion_tokens") or body.get("max_tokens")
+    cap = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else default
+    n = body.get("n")
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    return min(cap * n, _TOKEN_CAP)
+
+
+class Limiter:
+    def __init__(self, store: LimitStore, keys: KeyStore, prices: PriceTable, settings: LimitSettings) -> None:
+        self.store = store
+        self.keys = keys
+        self.prices = prices
+        self.settings = settings
+
+    def budgets(self, key: ApiKey, now: float) -> tuple[BudgetLine, ...]:
+        window, resets = current_window(key.budget_period, now)
+        lines = [BudgetLine("key", key.key_id, window, key.budget_usd, resets)]
+        if key.team_id:
+            team = self.keys.team(key.team_id)
+            period = team.period if team else "total"
+            window, resets = current_window(period, now)
+            lines.append(BudgetLine("team", key.team_id, window, team.budget_usd if team else None, resets))
+        return tuple(lines)
+
+    def worst_case(
+        self,
+        body: dict[str, Any],
+        messages: Any,
+        price_model: str,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> tuple[float, int]:
+        """(USD, tokens) the call can cost at most. Non-chat calls (embeddings) pass their own token counts."""
+        prompt = count_message_tokens(messages or [], price_model) if prompt_tokens is None else prompt_tokens
+        if completion_tokens is None:
+            completion_tokens = _completion_cap(body, self.settings.default_max_tokens)
+        completion = completion_tokens
+        price = self.prices.lookup(price_model)
+        if price is None:
+            usd = (prompt + completion) * self.settings.unknown_model_price_per_token
+        else:
+            usd = prompt * price.input_cost_per_token + completion * price.output_cost_per_token
+        return usd, prompt + completion
+
+    async def admit(
+        self,
+        call: CallRecord,
+        body: dict[str, Any],
+        route: ModelRoute,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> None:
+        """Reserve the call's worst case (raises ``RateLimitError``); the reservation rides on ``call``."""
+        assert call.key is not None
+        now = time.time()
+        usd, tokens = self.worst_case(
+            body,
+            call.messages,
+            route.baseline_price_model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+        req = AdmissionRequest(
+            call.key.key_id, self.budgets(call.key, now), call.key.rpm, call.key.tpm, usd, tokens, now
+        )
+        call.reservation = await self.store.reserve(req)
+
+    def close(self, call: CallRecord) -> None:
+        """After ``call.close``: settle to the priced cost, or release if nothing was used. Idempotent."""
+        res, call.reservation = call.reservation, None
+        if res is None:
+            return
+        u = call.usage
+        if u is None:
+            self.store.release(res)
+            return
+        if call.priced is not None and call.priced.cost_usd is not None:
+            usd = call.priced.cost_usd
+        else:
+            usd = (u.prompt_tokens + u.completion_tokens) * self.settings.unknown_model_price_per_token
+        self.store.settle(res, usd, u.prompt_tokens + u.completion_tokens)

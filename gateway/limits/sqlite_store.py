@@ -1,0 +1,172 @@
+"""The embedded limit backend: authoritative counters in this process's memory, persisted to SQLite behind.
+
+Admission never touches the disk. Every counter (spend and holds per budget window, requests and tokens per rate
+window) lives in dicts guarded by one lock, and ``reserve`` checks and holds under that lock without awaiting, so
+no two calls can both see room for one. Settled spend is queued and written to the ``period_spend`` table once a
+second (and at stop) by a worker thread; at start the current windows' spend is loaded back, so a restart keeps
+the budget spent. One gateway process per database: two processes on one file would each trust their own memory
+(use the ``redis`` backend to share a budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from gateway.limits.base import (
+    AdmissionRequest,
+    OpenReservations,
+    Reservation,
+    budget_exceeded,
+    rate_exceeded,
+)
+from gateway.limits.periods import PERIODS, current_window
+
+__all__ = ["SqliteLimitStore"]
+
+log = logging.getLogger("apex.limits")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS period_spend (
+    scope          TEXT NOT NULL,
+    scope_id       TEXT NOT NULL,
+    period_window  TEXT NOT NULL,
+    spent_usd      REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, scope_id, period_window)
+);
+"""
+
+_Slot = tuple[str, str, str]  # (scope, scope_id, window)
+
+
+def _current_windows(now: float) -> set[str]:
+    return {current_window(p, now)[0] for p in PERIODS}
+
+
+class SqliteLimitStore:
+    def __init__(self, db_path: Path, *, reservation_ttl_s: float = 3600.0, flush_seconds: float = 1.0) -> None:
+        self.db_path = Path(db_path)
+        self._ttl = reservation_ttl_s
+        self._flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._spent: dict[_Slot, float] = {}
+        self._held: dict[_Slot, float] = {}
+        self._unflushed: dict[_Slot, float] = {}
+        self._rates: dict[str, list[int]] = {}  # key_id -> [window, requests, tokens]
+        self._open = OpenReservations()
+        self._task: asyncio.Task[None] | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def load(self, now: float) -> None:
+        """Read the spend of every window current at ``now``; windows that start later begin at zero."""
+        windows = _current_windows(now)
+        with contextlib.closing(self._connect()) as db:
+            db.executescript(_SCHEMA)
+            rows = db.execute("SELECT scope, scope_id, period_window, spent_usd FROM period_spend").fetchall()
+        with self._lock:
+            for scope, scope_id, window, spent in rows:
+                if window in windows:
+                    self._spent[(scope, scope_id, window)] = spent
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load, time.time())
+        self._task = asyncio.create_task(self._flush_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.to_thread(self.flush)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            for res in self._open.stale(self._ttl):
+                log.warning("releasing a reservation of key %s never settled", res.key_id)
+                self.release(res)
+            try:
+                await asyncio.to_thread(self.flush)
+            except sqlite3.Error:
+                log.exception("could not persist budget spend; will retry")
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._unflushed = self._unflushed, {}
+        if not pending:
+            return
+        try:
+            with contextlib.closing(self._connect()) as db:
+                db.executemany(
+                    "INSERT INTO period_spend (scope, scope_id, period_window, spent_usd) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT DO UPDATE SET spent_usd = spent_usd + excluded.spent_usd",
+                    [(*slot, usd) for slot, usd in pending.items()],
+                )
+        except sqlite3.Error:
+            with self._lock:  # keep it for the next flush rather than lose spend
+                for slot, usd in pending.items():
+                    self._unflushed[slot] = self._unflushed.get(slot, 0.0) + usd
+            raise
+
+    # -- the request path: all in memory ----------------------------------------------------------------------
+
+    async def reserve(self, req: AdmissionRequest) -> Reservation:
+        with self._lock:
+            rate = self._rates.get(req.key_id)
+            if rate is None or rate[0] != req.rate_window:
+                rate = [req.rate_window, 0, 0]
+            if req.rpm is not None and rate[1] + 1 > req.rpm:
+                raise rate_exceeded("requests", req.rpm, req)
+            if req.tpm is not None and rate[2] + req.tokens > req.tpm:
+                raise rate_exceeded("tokens", req.tpm, req, fits=req.tokens <= req.tpm)
+            for line in req.budgets:
+                if line.limit_usd is None:
+                    continue
+                slot = (line.scope, line.scope_id, line.window)
+                if self._spent.get(slot, 0.0) + self._held.get(slot, 0.0) + req.cost_usd > line.limit_usd + 1e-12:
+                    raise budget_exceeded(line, req.cost_usd, req.now)
+            # every check passed: hold, still under the same lock
+            rate[1] += 1
+            rate[2] += req.tokens
+            self._rates[req.key_id] = rate
+            for line in req.budgets:
+                slot = (line.scope, line.scope_id, line.window)
+                self._held[slot] = self._held.get(slot, 0.0) + req.cost_usd
+            res = Reservation(req.key_id, req.budgets, req.cost_usd, req.tokens, req.rate_window)
+            self._open.add(res)
+            return res
+
+    def settle(self, res: Reservation, actual_usd: float, actual_tokens: int) -> None:
+        with self._lock:
+            if not self._open.close(res):
+                return
+            for line in res.budgets:
+                slot = (line.scope, line.scope_id, line.window)
+                held = self._held.get(slot, 0.0) - res.cost_usd
+                if held > 1e-12:
+                    self._held[slot] = held
+                else:
+                    self._held.pop(slot, None)
+                if actual_usd > 0:
+                    self._spent[slot] = self._spent.get(slot, 0.0) + actual_usd
+                    self._unflushed[slot] = self._unflushed.get(slot, 0.0) + actual_usd
+            rate = self._rates.get(res.key_id)
+            if rate is not None and rate[0] == res.rate_window:
+                rate[2] = max(rate[2] + actual_tokens - res.tokens, 0)
+
+    def release(self, res: Reservation) -> None:
+        self.settle(res, 0.0, 0)
+
+    def spent(self, scope: str, scope_id: str, window: str) -> float:
+        """Settled spend in one window (for tests and the admin API)."""
+        with self._lock:
+            return self._spent.get((scope, scope_id, window), 0.0)

@@ -12,7 +12,10 @@ __all__ = ["EventFilesSummary", "list_event_files", "summarize_event_files"]
 
 
 def list_event_files(events_dir: Path) -> list[Path]:
-    """Every finished ``*.parquet`` under ``events_dir`` (writers' ``.tmp`` files don't match), sorted."""
+    """Every finished ``*.parquet`` under ``events_dir``, sorted.
+
+    Writers' ``.tmp`` files and quarantined files (``_quarantine/**/*.quarantined``) don't match the glob.
+    """
     if not events_dir.is_dir():
         return []
     return sorted(events_dir.glob("**/*.parquet"))

@@ -12,30 +12,50 @@ from pathlib import Path
 import dagster as dg
 
 from gateway.config import Settings
+from sandbox.validation_runs import ensure_schema_file as ensure_runs_schema_file
+from sandbox.validation_runs import runs_dir_for
 
 __all__ = ["ApexDataResource", "dbt_executable"]
 
 
 class ApexDataResource(dg.ConfigurableResource):
-    """Absolute paths of the raw events directory and the DuckDB warehouse."""
+    """Absolute paths of the raw events, the raw validation runs and the DuckDB warehouse."""
 
     events_dir: str
     warehouse_path: str
+    validation_runs_dir: str = ""
+    """Empty = ``validation_runs`` beside the events directory (``<data dir>/validation_runs``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApexDataResource:
         return cls(
             events_dir=str(settings.data.events_path.expanduser().resolve()),
             warehouse_path=str(settings.data.warehouse_path.expanduser().resolve()),
+            validation_runs_dir=str(runs_dir_for(settings.data.dir).expanduser().resolve()),
         )
 
     @property
     def events_path(self) -> Path:
         return Path(self.events_dir)
 
+    @property
+    def validation_runs_path(self) -> Path:
+        return (
+            Path(self.validation_runs_dir) if self.validation_runs_dir else self.events_path.parent / "validation_runs"
+        )
+
     def dbt_env(self) -> dict[str, str]:
-        """The variables the dbt project reads (``env_var`` in profiles.yml and the source definition)."""
-        return {"APEX_EVENTS_DIR": self.events_dir, "APEX_WAREHOUSE": self.warehouse_path}
+        """The variables the dbt project reads (``env_var`` in profiles.yml and the source definitions).
+
+        Also makes sure the validation-runs directory has its zero-row schema file: DuckDB's glob fails on a
+        directory with no Parquet file, and most installs have no validation run yet.
+        """
+        ensure_runs_schema_file(self.validation_runs_path)
+        return {
+            "APEX_EVENTS_DIR": self.events_dir,
+            "APEX_WAREHOUSE": self.warehouse_path,
+            "APEX_VALIDATION_RUNS_DIR": str(self.validation_runs_path),
+        }
 
     @contextmanager
     def dbt_invocation_env(self) -> Iterator[None]:

@@ -30,6 +30,7 @@ _UNKNOWN_RATE = 0.01
 _SIMULATED_RATE = 0.05
 _ROUTED_RATE = 0.10
 _ANONYMOUS_RATE = 0.10
+_COMPRESSION_RATE = 0.15
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ _PROVIDERS = ("openai", "openai", "anthropic", "gemini", "selfhosted")
 _PROVIDER_KINDS = ("openai", "openai", "openai_compatible", "openai_compatible", "openai_compatible")
 # Routing sends some gpt-4o / claude traffic to a cheaper model of the same family.
 _ROUTE_TO = {"gpt-4o": "gpt-4o-mini", "claude-sonnet-4-5": "gemini-2.5-flash"}
+# For ``escalate_customers`` routing also moves some gpt-4o-mini calls up to a dearer model (negative savings).
+_ESCALATE = ("gpt-4o-mini", "claude-sonnet-4-5")
 
 _CUSTOMERS = ("cust_acme", "cust_globex", "cust_initech")
 _CUSTOMER_WEIGHTS = np.array([0.5, 0.3, 0.2])
@@ -72,12 +75,24 @@ _PROMPT_POOL = 5_000
 
 
 def write_synthetic_events(
-    events_dir: Path, n: int, *, seed: int = 0, start: datetime | None = None, hours: int = 24
+    events_dir: Path,
+    n: int,
+    *,
+    seed: int = 0,
+    start: datetime | None = None,
+    hours: int = 24,
+    escalate_customers: tuple[str, ...] = (),
 ) -> list[Path]:
     """Write ``n`` events spread uniformly over ``hours`` hours from ``start``; return the files written.
 
     ``start`` defaults to ``hours`` hours before the current hour (UTC). Each call appends new files
     (the next free ``<seq>`` in each hour directory), as a gateway would; it never rewrites existing ones.
+
+    Savings by lever: cache hits cost 0 and claim the requested model's cost (``savings_cache_usd``); routed
+    calls claim baseline - served cost (``savings_routing_usd``); about 15% of the other successful calls were
+    compressed (``compression_tokens_saved`` x input price = ``savings_compression_usd``). For the customers in
+    ``escalate_customers`` routing only escalates gpt-4o-mini calls to a dearer model, so their routing savings
+    net negative.
     """
     if n < 0 or hours < 1:
         raise ValueError("n must be >= 0 and hours >= 1")
@@ -90,7 +105,7 @@ def write_synthetic_events(
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
     elif start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    table = _events_table(n, np.random.default_rng(seed), start, hours)
+    table = _events_table(n, np.random.default_rng(seed), start, hours, escalate_customers)
     return _write_hourly(events_dir, table)
 
 
@@ -132,7 +147,9 @@ def _nullable(values: np.ndarray, mask: np.ndarray) -> pa.Array:
     return pa.array(values, mask=mask)
 
 
-def _events_table(n: int, rng: np.random.Generator, start: datetime, hours: int) -> pa.Table:
+def _events_table(
+    n: int, rng: np.random.Generator, start: datetime, hours: int, escalate_customers: tuple[str, ...] = ()
+) -> pa.Table:
     start_us = int(start.timestamp() * 1_000_000)
     ts_start = np.sort(start_us + rng.integers(0, hours * 3_600_000_000, n, dtype=np.int64))
 
@@ -149,6 +166,10 @@ def _events_table(n: int, rng: np.random.Generator, start: datetime, hours: int)
     for src, dst in _ROUTE_TO.items():
         move = routed & (requested == _MODELS.index(src))
         served[move] = _MODELS.index(dst)
+    # an escalating customer's routing only moves calls up: its routing savings net negative
+    escalating = np.isin(customer, [_CUSTOMERS.index(c) for c in escalate_customers if c in _CUSTOMERS])
+    served[escalating] = requested[escalating]
+    served[routed & escalating & (requested == _MODELS.index(_ESCALATE[0]))] = _MODELS.index(_ESCALATE[1])
     routed = served != requested
     unknown = served == _MODELS.index(UNKNOWN_MODEL)
     simulated = (rng.random(n) < _SIMULATED_RATE) & ~unknown
@@ -250,6 +271,11 @@ def _events_table(n: int, rng: np.random.Generator, start: datetime, hours: int)
         "prompt_hash": prompt_pool.take(pa.array(rng.integers(0, _PROMPT_POOL, n))),
         "prompt_text": pa.nulls(n, pa.string()),
     }
+    # compression, drawn last so the other columns stay what they were for a given seed
+    compressed = (rng.random(n) < _COMPRESSION_RATE) & priced & ~cache_hit
+    tokens_saved = (prompt * rng.uniform(0.1, 0.4, n)).astype(np.int64)
+    columns["compression_tokens_saved"] = _nullable(tokens_saved, ~compressed)
+    columns["savings_compression_usd"] = _nullable(tokens_saved * in_price, ~compressed)
     arrays = [columns[f.name].cast(f.type) for f in EVENT_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
 

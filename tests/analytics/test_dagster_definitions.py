@@ -18,6 +18,23 @@ MART_KEYS = {
     dg.AssetKey("stg_gateway__requests"),
     dg.AssetKey("fct_llm_spend"),
     dg.AssetKey("agg_user_metrics_hourly"),
+    # billing marts and their inputs (tests/billing_marts covers their content)
+    dg.AssetKey("raw_validation_runs"),
+    *(
+        dg.AssetKey(name)
+        for name in (
+            "customer_contracts",
+            "cloud_instance_prices",
+            "stg_sandbox__validation_runs",
+            "fct_savings",
+            "agg_customer_daily",
+            "fct_bvm_charges",
+            "fct_vbp_invoice_lines",
+            "invoice_lines",
+            "invoice_line_events",
+            "invoices",
+        )
+    ),
 }
 RAW_CHECK = dg.AssetCheckKey(dg.AssetKey("raw_gateway_events"), "raw_events_quality")
 
@@ -94,7 +111,7 @@ def test_raw_events_quality_fails_on_negative_cost_and_blocks_the_marts(
     assert failed[0]["unexpected_count"] > 0
     # blocking: nothing downstream of the raw events was built
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert materialized == {dg.AssetKey("raw_gateway_events")}
+    assert materialized == {dg.AssetKey("raw_gateway_events"), dg.AssetKey("raw_validation_runs")}
 
 
 def test_sensor_requests_a_run_only_when_new_files_arrive(synthetic_events: EventsFixture) -> None:

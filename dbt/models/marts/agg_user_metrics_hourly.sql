@@ -1,10 +1,24 @@
 -- Usage, spend and cache effectiveness per hour, customer and end user (anonymous calls grouped together).
+-- savings_usd is every claim (= fct_savings' claims per hour/user); verified_savings_usd the billable part.
 
 with
 
 spend as (
 
     select * from {{ ref('fct_llm_spend') }}
+
+),
+
+verified_savings as (
+
+    select
+        event_hour as hour,
+        customer_id,
+        coalesce(end_user, '(anonymous)') as end_user,
+        sum(savings_usd) as verified_savings_usd
+    from {{ ref('fct_savings') }}
+    where is_billable
+    group by 1, 2, 3
 
 ),
 
@@ -46,12 +60,14 @@ final as (
         cost_usd,
         baseline_cost_usd,
         savings_usd,
+        coalesce(verified_savings.verified_savings_usd, 0) as verified_savings_usd,
         cache_hits,
         cache_hits / requests as cache_hit_rate,
         unpriced_requests,
         simulated_requests
 
     from aggregated
+    left join verified_savings using (hour, customer_id, end_user)
 
 )
 

@@ -1,10 +1,23 @@
--- LLM spend at request grain: one row per gateway event, with the money and savings the invoices rest on.
+-- LLM spend at request grain: one row per gateway event, with the money and savings the invoices rest on,
+-- plus FinOps FOCUS 1.2-aligned columns (PascalCase) and x_-prefixed custom columns for FOCUS consumers.
+-- Incremental on the event hour: a run replaces the hours from the watermark on (macros/incremental.sql).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_hour',
+    on_schema_change='append_new_columns',
+) }}
+
+{%- set since = hour_watermark('event_hour') %}
 
 with
 
 requests as (
 
     select * from {{ ref('stg_gateway__requests') }}
+    {%- if since %}
+    where ts_start >= timestamp '{{ since }}'
+    {%- endif %}
 
 ),
 
@@ -56,7 +69,54 @@ final as (
         gateway_overhead_ms,
 
         cache_status,
-        coalesce(cache_status like 'hit%', false) as is_cache_hit
+        coalesce(cache_status like 'hit%', false) as is_cache_hit,
+
+        -- what fct_savings re-derives each lever's claim from
+        input_cost_per_token,
+        output_cost_per_token,
+        cache_read_cost_per_token,
+        compression_tokens_saved,
+        routing_decision,
+        policy_version,
+        savings_cache_usd,
+        savings_routing_usd,
+        savings_compression_usd,
+
+        -- FOCUS 1.2: list prices, no negotiated discounts, so billed = effective = list cost
+        cost_usd as BilledCost,
+        cost_usd as EffectiveCost,
+        cost_usd as ListCost,
+        'USD' as BillingCurrency,
+        'Usage' as ChargeCategory,
+        date_trunc('hour', ts_start) as ChargePeriodStart,
+        date_trunc('hour', ts_start) + interval 1 hour as ChargePeriodEnd,
+        provider as ProviderName,
+        case provider_kind
+            when 'openai' then 'OpenAI API'
+            when 'anthropic' then 'Anthropic API'
+            when 'azure_openai' then 'Azure OpenAI Service'
+            when 'gemini' then 'Gemini API'
+            when 'vertex' then 'Vertex AI'
+            when 'simulated' then 'Apex simulated provider'
+            else coalesce(provider, 'unknown') || ' API'
+        end as ServiceName,
+        'AI and Machine Learning' as ServiceCategory,
+        key_id as ResourceId,
+        served_model as SkuId,
+        total_tokens as ConsumedQuantity,
+        'Tokens' as ConsumedUnit,
+
+        customer_id as x_customer_id,
+        team_id as x_team_id,
+        end_user as x_end_user,
+        feature as x_feature,
+        requested_model as x_requested_model,
+        price_status as x_price_status,
+        price_table_version as x_price_table_version,
+        usage_source as x_usage_source,
+        cache_status as x_cache_status,
+        is_simulated as x_is_simulated,
+        event_id as x_event_id
 
     from requests
 

@@ -1,11 +1,25 @@
 -- One row per gateway event, typed and renamed; times converted to naive UTC timestamps.
 -- The raw files are append-only and a spill replay can write an event twice: keep one row per event_id.
+-- Incremental (the one place the raw Parquet glob is scanned): a run reads only the hours from the watermark
+-- on (macros/incremental.sql), pushed into the Parquet scan as a literal; a replayed copy of an event has the
+-- same ts_start, so it always lands in the same hour as the original and dedup within the hours read is global.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_id',
+    on_schema_change='append_new_columns',
+) }}
+
+{%- set since = hour_watermark('ts_start') %}
 
 with
 
 source as (
 
     select * from {{ source('gateway', 'events') }}
+    {%- if since %}
+    where ts_start >= timestamptz '{{ since }}+00'
+    {%- endif %}
 
 ),
 

@@ -1,22 +1,27 @@
 """Apex gateway benchmark: what the gateway adds on top of a fast local OpenAI-compatible upstream.
 
-One run starts the fake provider (``python -m sandbox.fake_provider --port 18001``) and the gateway
-(``apex gateway --config bench/gateway.yaml --port 18500``) as subprocesses in their own process groups, then
-measures non-streaming chat completions with a small realistic body:
+One run starts the fake provider (``python -m sandbox.fake_provider --port 18001``), the bare pass-through proxy
+(``bench/bare_proxy.py --port 18600``: the gateway's stack, nothing else) and the gateway (``apex gateway --config
+bench/gateway.yaml --port 18500``) as subprocesses in their own process groups, then measures:
 
-* direct to the fake provider, and through the gateway, at 1 and 32 connections: req/s, p50, p99;
-* the latency the gateway adds at 1 connection (gateway p50/p99 minus direct p50/p99);
+* non-streaming chat completions with a small realistic body, direct to the fake provider, through the bare
+  proxy and through the gateway, at 1 and 32 connections: req/s, p50, p99;
+* the product targets: full path (gateway) ÷ bare throughput at c=32 (≥ 70 %), and the latency the gateway adds
+  over the bare proxy at c=1 (p50 ≤ 0.5 ms, p99 ≤ 1.5 ms), each marked PASS or MISS;
+* streaming (``stream: true``): time to first token and total time, direct / bare / gateway, sequentially and at
+  8 concurrent streams (a Python aiohttp client in its own process, bench/_stream.py);
 * the gateway's upstream transport, aiohttp vs httpx (the gateway is restarted between them).
 
 Load comes from ``wrk`` (``apt-get install -y wrk``) when it is on PATH, else from a Python/aiohttp generator
-run in its own process. On a machine with >= 2 cores, the gateway is pinned to one core and the fake provider
-and the load generator to another (``--no-pin`` turns that off): the gateway's figures are for one core.
+run in its own process. On a machine with >= 2 cores, the gateway and the bare proxy are pinned to one core and
+the fake provider and the load generators to another (``--no-pin`` turns that off): their figures are for one core.
 
-Every response status is checked (wrk counts status >= 400 and socket errors; the gateway's event count
-must match the requests sent); a run with errors says so loudly and exits 1. The last stdout line is one
-JSON object with all figures; it is also written to bench/results/.
+Every response status is checked (wrk counts status >= 400 and socket errors; streams must end in [DONE]; the
+gateway's event count must match the requests sent); a run with errors says so loudly and exits 1. A missed
+target is reported (MISS) but does not change the exit status. The last stdout line is one JSON object with all
+figures; it is also written to bench/results/.
 
-    .venv/bin/python bench/gateway_bench.py                      # full run, ~1.5 min
+    .venv/bin/python bench/gateway_bench.py                      # full run, ~3 min
     .venv/bin/python bench/gateway_bench.py --duration 3         # quick run
     .venv/bin/python bench/gateway_bench.py --register-key-only  # register sk-bench-1234 for manual runs
 """
@@ -24,321 +29,56 @@ JSON object with all figures; it is also written to bench/results/.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = Path("bench/gateway.yaml")  # relative to ROOT: its data dir (bench/results/data) is relative too
-RESULTS = ROOT / "bench" / "results"
-BENCH_KEY = "sk-bench-1234"
-MOCK_PORT = 18001
-GATEWAY_PORT = 18500
-PATH = "/v1/chat/completions"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _procs import (  # noqa: E402
+    BARE_PORT,
+    BENCH_KEY,
+    GATEWAY_PORT,
+    MOCK_PORT,
+    PATH,
+    RESULTS,
+    ROOT,
+    Procs,
+    events_accepted,
+    http,
+    install_signal_handlers,
+    log,
+    port_in_use,
+    register_key,
+    start_bare_proxy,
+    start_fake_provider,
+    start_gateway,
+)
+from _stream import run_stream  # noqa: E402
+from _wrk import BODY, HEADERS, STREAM_BODY, loadgen_main, run_load, wrk_script  # noqa: E402
 
-# A small, realistic non-streaming chat request (~0.5 KB): system prompt, a short exchange, sampling params.
-REQUEST: dict[str, Any] = {
-    "model": "gpt-4o-mini",
-    "messages": [
-        {
-            "role": "system",
-            "content": "You are a concise support assistant for Acme Cloud. Answer in at most "
-            "three sentences and cite the relevant docs page when you can.",
-        },
-        {"role": "user", "content": "My deployment is stuck in 'pending'. What should I check first?"},
-        {"role": "assistant", "content": "Check the build logs and whether the target region has capacity."},
-        {"role": "user", "content": "The build logs look fine. How do I check region capacity from the CLI?"},
-    ],
-    "temperature": 0.2,
-    "max_tokens": 200,
-    "user": "bench-user-42",
-}
-BODY = json.dumps(REQUEST, separators=(",", ":"))
-HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"}
-
-WRK_LUA = """\
--- Generated by bench/gateway_bench.py: POST a chat completion; print a machine-readable summary at the end.
-wrk.method = "POST"
-wrk.body = [==[%(body)s]==]
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %(key)s"
-
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests":%%.0f,"duration_us":%%.0f,"bytes":%%.0f,' ..
-    '"err_connect":%%.0f,"err_read":%%.0f,"err_write":%%.0f,"err_status":%%.0f,"err_timeout":%%.0f,' ..
-    '"p50_us":%%.0f,"p90_us":%%.0f,"p99_us":%%.0f,"max_us":%%.0f,"mean_us":%%.1f}\\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
-end
-"""
+# The product targets (the issue): full path vs a bare pass-through on the same stack, in the same run.
+TARGET_RPS_RATIO = 0.70  # gateway c=32 throughput ≥ 70 % of the bare proxy's
+TARGET_ADDED_P50_MS = 0.5  # at c=1, gateway p50 - bare p50
+TARGET_ADDED_P99_MS = 1.5  # at c=1, gateway p99 - bare p99
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-# -- subprocesses, always cleaned up -------------------------------------------------------------------------
-
-
-class Procs:
-    """Every subprocess runs in its own session (process group); ``stop_all`` kills each group it started."""
-
-    def __init__(self) -> None:
-        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(
-        self,
-        name: str,
-        cmd: list[str],
-        *,
-        env: dict[str, str] | None = None,
-        logfile: Path | None = None,
-        stdout: int | None = None,
-    ) -> subprocess.Popen[bytes]:
-        out: Any = stdout
-        if logfile is not None:
-            logfile.parent.mkdir(parents=True, exist_ok=True)
-            out = open(logfile, "wb")  # noqa: SIM115 - closed when the process is stopped
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if logfile is not None else None,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "log", "--oneline", "-1"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "gateway"], capture_output=True, text=True
         )
-        if logfile is not None:
-            out.close()  # the child holds its own descriptor
-        self.running.append((name, proc))
-        return proc
-
-    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-        self.running = [(n, p) for n, p in self.running if p is not proc]
-        if proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the gateway flushes its events on SIGTERM
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        # anything the leader left behind in its group
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for _name, proc in reversed(list(self.running)):
-            self.stop(proc)
-
-
-def _pin(cpu: int | None) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if cpu is not None else []
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def http(
-    method: str,
-    url: str,
-    body: str | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 5.0,
-) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, logfile: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode} at start; log:\n{tail(logfile)}")
-        with contextlib.suppress(OSError):
-            status, _ = http("GET", url, timeout=1.0)
-            if status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} not ready after {timeout:.0f}s; log:\n{tail(logfile)}")
-
-
-def tail(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+        return out.stdout.strip() + (" (+ uncommitted changes in gateway/)" if dirty.stdout.strip() else "")
     except OSError:
-        return "(no log)"
-
-
-# -- the key ------------------------------------------------------------------------------------------
-
-
-def register_key() -> Path:
-    """Register sk-bench-1234 in the gateway's key store for bench/gateway.yaml (idempotent)."""
-    sys.path.insert(0, str(ROOT))
-    from gateway.config import load_settings
-    from gateway.keys import KeyStore
-
-    settings = load_settings(CONFIG)
-    path = settings.data.gateway_db_path
-    KeyStore(path).add_existing(BENCH_KEY, "bench")
-    return path
-
-
-# -- load generators -----------------------------------------------------------------------------------------
-
-
-def wrk_script() -> Path:
-    path = RESULTS / "wrk_chat.lua"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(WRK_LUA % {"body": BODY, "key": BENCH_KEY})
-    return path
-
-
-def run_load(procs: Procs, url: str, conns: int, duration: float, *, use_wrk: bool, cpu: int | None) -> dict[str, Any]:
-    """One closed-loop measurement: ``conns`` connections sending back-to-back requests for ``duration`` s."""
-    if use_wrk:
-        cmd = [
-            *_pin(cpu),
-            "wrk",
-            "-t1",
-            f"-c{conns}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            "-s",
-            str(wrk_script()),
-            url,
-        ]
-    else:
-        cmd = [
-            *_pin(cpu),
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--loadgen",
-            url,
-            str(conns),
-            str(duration),
-        ]
-    proc = procs.start("loadgen", cmd, stdout=subprocess.PIPE)
-    try:
-        out, _ = proc.communicate(timeout=duration + 60)
-    finally:
-        procs.stop(proc)
-    text = out.decode(errors="replace")
-    line = next((ln for ln in text.splitlines() if ln.startswith("WRKJSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"load generator failed (exit {proc.returncode}):\n{text}")
-    raw = json.loads(line[len("WRKJSON ") :])
-    secs = raw["duration_us"] / 1e6
-    sock = raw["err_connect"] + raw["err_read"] + raw["err_write"] + raw["err_timeout"]
-    return {
-        "conns": conns,
-        "requests": int(raw["requests"]),
-        "seconds": round(secs, 2),
-        "rps": round(raw["requests"] / secs, 1) if secs else 0.0,
-        "p50_ms": round(raw["p50_us"] / 1000, 3),
-        "p90_ms": round(raw["p90_us"] / 1000, 3),
-        "p99_ms": round(raw["p99_us"] / 1000, 3),
-        "max_ms": round(raw["max_us"] / 1000, 3),
-        "non2xx": int(raw["err_status"]),
-        "socket_errors": int(sock),
-    }
-
-
-def loadgen_main(url: str, conns: int, duration: float) -> None:
-    """The Python fallback generator (own process): aiohttp, ``conns`` fixed connections, closed loop."""
-    import aiohttp
-
-    async def run() -> dict[str, float]:
-        lat: list[float] = []
-        errs = {"status": 0, "other": 0}
-        body = BODY.encode()
-        connector = aiohttp.TCPConnector(limit=conns, force_close=False)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            t0 = time.perf_counter()
-            stop = t0 + duration
-
-            async def worker() -> None:
-                while True:
-                    t = time.perf_counter()
-                    if t >= stop:
-                        return
-                    try:
-                        async with session.post(url, data=body, headers=HEADERS) as resp:
-                            await resp.read()
-                            if resp.status >= 400:
-                                errs["status"] += 1
-                    except Exception:
-                        errs["other"] += 1
-                        continue
-                    lat.append(time.perf_counter() - t)
-
-            await asyncio.gather(*(worker() for _ in range(conns)))
-            elapsed = time.perf_counter() - t0
-        lat.sort()
-
-        def pct(p: float) -> float:
-            return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1e6 if lat else 0.0
-
-        return {
-            "requests": len(lat),
-            "duration_us": elapsed * 1e6,
-            "bytes": 0,
-            "err_connect": 0,
-            "err_read": errs["other"],
-            "err_write": 0,
-            "err_status": errs["status"],
-            "err_timeout": 0,
-            "p50_us": pct(50),
-            "p90_us": pct(90),
-            "p99_us": pct(99),
-            "max_us": (lat[-1] * 1e6 if lat else 0),
-            "mean_us": (sum(lat) / len(lat) * 1e6 if lat else 0),
-        }
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    print("WRKJSON " + json.dumps(asyncio.run(run())), flush=True)
-
-
-# -- the run ------------------------------------------------------------------------------------------
-
-
-def events_accepted(gateway: str) -> int:
-    status, raw = http("GET", f"{gateway}/health")
-    if status != 200:
-        raise RuntimeError(f"gateway /health answered {status}")
-    return int(json.loads(raw)["events"]["accepted"])
+        return "unknown"
 
 
 def sanity_check(url: str, name: str) -> None:
@@ -350,6 +90,9 @@ def sanity_check(url: str, name: str) -> None:
         ok = False
     if not ok:
         raise RuntimeError(f"{name}: sanity request got HTTP {status}: {raw[:300]!r}")
+    status, raw = http("POST", url, STREAM_BODY, HEADERS)
+    if status != 200 or not raw.rstrip().endswith(b"data: [DONE]"):
+        raise RuntimeError(f"{name}: streaming sanity request got HTTP {status}: {raw[-300:]!r}")
 
 
 def measure(
@@ -362,10 +105,23 @@ def measure(
     use_wrk: bool,
     cpu: int | None,
     gateway: str | None = None,
+    server: subprocess.Popen[bytes] | None = None,
+    home_cpu: int | None = None,
 ) -> dict[str, Any]:
     before = events_accepted(gateway) if gateway else 0
-    warm = run_load(procs, url, conns, args.warmup, use_wrk=use_wrk, cpu=cpu) if args.warmup > 0 else None
-    res = run_load(procs, url, conns, args.duration, use_wrk=use_wrk, cpu=cpu)
+    # c=1 is a serial chain (client -> server -> upstream and back): with every hop on one core it measures the
+    # CPU time each hop adds, without the millisecond wake-ups of an idle vCPU that a cross-core hand-off costs
+    # on this VM (they dominate p90/p99 otherwise; see bench/README.md). --c1-split-cores keeps the 2-core layout.
+    one_core = conns == 1 and server is not None and cpu is not None and not args.c1_split_cores
+    if one_core:
+        repin(server, cpu)
+    try:
+        warm = run_load(procs, url, conns, args.warmup, use_wrk=use_wrk, cpu=cpu) if args.warmup > 0 else None
+        res = run_load(procs, url, conns, args.duration, use_wrk=use_wrk, cpu=cpu)
+    finally:
+        if one_core:
+            repin(server, home_cpu)
+    res["one_core"] = one_core
     res["name"] = name
     res["warmup_non2xx"] = warm["non2xx"] + warm["socket_errors"] if warm else 0
     if gateway:
@@ -381,29 +137,29 @@ def measure(
     return res
 
 
-def start_gateway(procs: Procs, transport: str, cpu: int | None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, APEX_GATEWAY__UPSTREAM_TRANSPORT=transport, PYTHONUNBUFFERED="1")
-    apex = ROOT / ".venv" / "bin" / "apex"
-    cmd = [str(apex)] if apex.exists() else [sys.executable, "-m", "gateway.cli"]
-    logfile = RESULTS / "logs" / f"gateway-{transport}.log"
-    proc = procs.start(
-        f"gateway-{transport}",
-        [
-            *_pin(cpu),
-            *cmd,
-            "gateway",
-            "--config",
-            str(CONFIG),
-            "--port",
-            str(GATEWAY_PORT),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        logfile=logfile,
+def repin(proc: subprocess.Popen[bytes], cpu: int | None) -> None:
+    """Move a running server, every thread of it, to ``cpu``."""
+    if cpu is not None and proc.poll() is None:
+        subprocess.run(["taskset", "-a", "-pc", str(cpu), str(proc.pid)], check=True, capture_output=True)
+
+
+def measure_stream(
+    procs: Procs, name: str, url: str, n: int, conc: int, *, cpu: int | None, gateway: str | None = None
+) -> dict[str, Any]:
+    before = events_accepted(gateway) if gateway else 0
+    warmup = 20
+    res = run_stream(procs, url, n, conc, cpu=cpu, warmup=warmup)
+    res["name"] = name
+    if gateway:
+        time.sleep(0.2)
+        sent = res["requests"] + warmup + res["errors"]
+        res["events_recorded"] = events_accepted(gateway) - before
+        res["events_ok"] = res["events_recorded"] == sent
+    log(
+        f"stream {name:<15} c={conc:<2} TTFT p50 {res['ttft_p50_ms']:.2f} ms p99 {res['ttft_p99_ms']:.2f} ms"
+        f"  total p50 {res['total_p50_ms']:.2f} ms p99 {res['total_p99_ms']:.2f} ms  errors {res['errors']}"
     )
-    wait_ready(f"http://127.0.0.1:{GATEWAY_PORT}/health", proc, f"gateway ({transport})", logfile)
-    return proc
+    return res
 
 
 def run(args: argparse.Namespace) -> int:
@@ -419,9 +175,9 @@ def run(args: argparse.Namespace) -> int:
     gw_cpu, side_cpu = (0, 1) if pin else (None, None)
     log(
         f"load generator: {'wrk' if use_wrk else 'python/aiohttp'}; pinning: "
-        + ("gateway -> cpu0, fake provider + load generator -> cpu1" if pin else "off")
+        + ("gateway / bare proxy -> cpu0, fake provider + load generator -> cpu1" if pin else "off")
     )
-    for port in (MOCK_PORT, GATEWAY_PORT):
+    for port in (MOCK_PORT, GATEWAY_PORT, BARE_PORT):
         if port_in_use(port):
             log(f"port {port} is already in use: stop what listens there (e.g. an earlier manual run) first")
             return 2
@@ -430,53 +186,109 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(RESULTS / "data" / "events", ignore_errors=True)
     db = register_key()
     log(f"key {BENCH_KEY} registered in {db}")
+    commit = git_commit()
+    log(f"gateway code: {commit}")
 
     procs = Procs()
     results: dict[str, Any] = {}
+    streams: dict[str, Any] = {}
+    c = args.connections
     try:
-        mock_log = RESULTS / "logs" / "fake_provider.log"
-        mock = procs.start(
-            "fake-provider",
-            [*_pin(side_cpu), sys.executable, "-m", "sandbox.fake_provider", "--port", str(MOCK_PORT)],
-            logfile=mock_log,
-        )
-        wait_ready(f"http://127.0.0.1:{MOCK_PORT}/health", mock, "fake provider", mock_log)
+        start_fake_provider(procs, side_cpu)
         direct = f"http://127.0.0.1:{MOCK_PORT}{PATH}"
+        bare = f"http://127.0.0.1:{BARE_PORT}{PATH}"
         gw = f"http://127.0.0.1:{GATEWAY_PORT}"
         sanity_check(direct, "fake provider")
-        for c in (1, args.connections):
-            results[f"direct_c{c}"] = measure(procs, "direct", direct, c, args, use_wrk=use_wrk, cpu=side_cpu)
+        for n in (1, c):
+            results[f"direct_c{n}"] = measure(procs, "direct", direct, n, args, use_wrk=use_wrk, cpu=side_cpu)
+
+        bare_proc = start_bare_proxy(procs, gw_cpu)
+        sanity_check(bare, "bare proxy")
+        for n in (1, c):
+            results[f"bare_c{n}"] = measure(
+                procs, "bare proxy", bare, n, args, use_wrk=use_wrk, cpu=side_cpu, server=bare_proc, home_cpu=gw_cpu
+            )
+
         for transport in ("aiohttp", "httpx"):
             proc = start_gateway(procs, transport, gw_cpu)
             try:
                 sanity_check(gw + PATH, f"gateway ({transport})")
-                for c in (1, args.connections):
-                    results[f"gateway_{transport}_c{c}"] = measure(
+                for n in (1, c):
+                    results[f"gateway_{transport}_c{n}"] = measure(
                         procs,
                         f"gateway ({transport})",
                         gw + PATH,
-                        c,
+                        n,
                         args,
                         use_wrk=use_wrk,
                         cpu=side_cpu,
                         gateway=gw,
+                        server=proc,
+                        home_cpu=gw_cpu,
                     )
+                if transport == "aiohttp" and args.stream_requests > 0:
+                    # the bare proxy idles on the gateway's core meanwhile; each target is measured alone
+                    for conc in (1, args.stream_concurrency):
+                        for key, name, url, g in (
+                            ("direct", "direct", direct, None),
+                            ("bare", "bare proxy", bare, None),
+                            ("gateway", "gateway", gw + PATH, gw),
+                        ):
+                            streams[f"{key}_c{conc}"] = measure_stream(
+                                procs, name, url, args.stream_requests, conc, cpu=side_cpu, gateway=g
+                            )
             finally:
                 procs.stop(proc)
             if proc.returncode not in (0, -signal.SIGTERM):
                 log(f"gateway ({transport}) exited with {proc.returncode}; see {RESULTS / 'logs'}")
+        procs.stop(bare_proc)
     finally:
         procs.stop_all()
 
-    return report(results, args, use_wrk=use_wrk, pin=pin)
+    return report(results, streams, args, use_wrk=use_wrk, pin=pin, commit=commit)
 
 
-def report(results: dict[str, Any], args: argparse.Namespace, *, use_wrk: bool, pin: bool) -> int:
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(
+    results: dict[str, Any],
+    streams: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    use_wrk: bool,
+    pin: bool,
+    commit: str,
+) -> int:
     c = args.connections
-    d1, g1 = results["direct_c1"], results["gateway_aiohttp_c1"]
-    added = {
+    d1, b1, g1 = results["direct_c1"], results["bare_c1"], results["gateway_aiohttp_c1"]
+    bc, gc = results[f"bare_c{c}"], results[f"gateway_aiohttp_c{c}"]
+    added_direct = {
         "p50_ms": round(g1["p50_ms"] - d1["p50_ms"], 3),
         "p99_ms": round(g1["p99_ms"] - d1["p99_ms"], 3),
+    }
+    added_bare = {
+        "p50_ms": round(g1["p50_ms"] - b1["p50_ms"], 3),
+        "p99_ms": round(g1["p99_ms"] - b1["p99_ms"], 3),
+    }
+    ratio = round(gc["rps"] / bc["rps"], 3) if bc["rps"] else 0.0
+    targets = {
+        f"throughput_ratio_c{c}": {
+            "value": ratio,
+            "target": f">= {TARGET_RPS_RATIO}",
+            "pass": ratio >= TARGET_RPS_RATIO,
+        },
+        "added_p50_ms_c1": {
+            "value": added_bare["p50_ms"],
+            "target": f"<= {TARGET_ADDED_P50_MS}",
+            "pass": added_bare["p50_ms"] <= TARGET_ADDED_P50_MS,
+        },
+        "added_p99_ms_c1": {
+            "value": added_bare["p99_ms"],
+            "target": f"<= {TARGET_ADDED_P99_MS}",
+            "pass": added_bare["p99_ms"] <= TARGET_ADDED_P99_MS,
+        },
     }
     ga, gh = results[f"gateway_aiohttp_c{c}"], results[f"gateway_httpx_c{c}"]
     transport = {
@@ -496,6 +308,11 @@ def report(results: dict[str, Any], args: argparse.Namespace, *, use_wrk: bool, 
                 f"{key}: the gateway recorded {r['events_recorded']} events for {r['requests']} "
                 "measured requests (+ warm-up)"
             )
+    for key, s in streams.items():
+        if s["errors"]:
+            problems.append(f"stream {key}: {s['errors']} streams failed (non-200 or no [DONE])")
+        if s.get("events_ok") is False:
+            problems.append(f"stream {key}: the gateway recorded {s['events_recorded']} events for the streams sent")
 
     print()
     print(
@@ -504,7 +321,10 @@ def report(results: dict[str, Any], args: argparse.Namespace, *, use_wrk: bool, 
         f"load: {'wrk' if use_wrk else 'python'}"
         f", {args.duration:g} s per measurement, pinned: {'yes' if pin else 'no'}"
     )
+    print(f"gateway code: {commit}")
     print(f"non-streaming POST /v1/chat/completions, ~{len(BODY)}-byte body")
+    if pin and not args.c1_split_cores:
+        print("c=1 rows: client, server and fake provider share cpu1; c>1 rows: server on cpu0, the rest on cpu1")
     print()
     hdr = f"{'target':<22} {'conns':>5} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} "
     hdr += f"{'non-2xx':>8} {'sock err':>8}"
@@ -515,9 +335,44 @@ def report(results: dict[str, Any], args: argparse.Namespace, *, use_wrk: bool, 
             f"{r['name']:<22} {r['conns']:>5} {r['rps']:>10.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} "
             f"{r['non2xx']:>8} {r['socket_errors']:>8}"
         )
+    if streams:
+        print()
+        print(f"streaming (stream: true), {args.stream_requests} streams per row after 20 warm-up, Python client")
+        shdr = f"{'target':<22} {'conc':>5} {'streams/s':>10} {'TTFT p50':>9} {'TTFT p99':>9} "
+        shdr += f"{'total p50':>10} {'total p99':>10} {'errors':>7}"
+        print(shdr)
+        print("-" * len(shdr))
+        for s in streams.values():
+            print(
+                f"{s['name']:<22} {s['conc']:>5} {s['streams_per_s']:>10.1f} {s['ttft_p50_ms']:>9.2f} "
+                f"{s['ttft_p99_ms']:>9.2f} {s['total_p50_ms']:>10.2f} {s['total_p99_ms']:>10.2f} {s['errors']:>7}"
+            )
     print()
+    t = targets
+    print("targets (full path = gateway, aiohttp transport, vs the bare proxy, same run):")
     print(
-        f"added latency at c=1 (gateway aiohttp - direct): p50 {added['p50_ms']:+.2f} ms, p99 {added['p99_ms']:+.2f} ms"
+        f"  throughput at c={c}: {gc['rps']:.1f} / {bc['rps']:.1f} req/s = {ratio:.0%}"
+        f" (target >= {TARGET_RPS_RATIO:.0%})  {_verdict(t[f'throughput_ratio_c{c}']['pass'])}"
+    )
+    print(
+        f"  added p50 at c=1: {added_bare['p50_ms']:+.2f} ms (target <= {TARGET_ADDED_P50_MS} ms)"
+        f"  {_verdict(t['added_p50_ms_c1']['pass'])}"
+    )
+    print(
+        f"  added p99 at c=1: {added_bare['p99_ms']:+.2f} ms (target <= {TARGET_ADDED_P99_MS} ms)"
+        f"  {_verdict(t['added_p99_ms_c1']['pass'])}"
+    )
+    if streams:
+        s = args.stream_concurrency
+        for conc in (1, s):
+            g, b = streams[f"gateway_c{conc}"], streams[f"bare_c{conc}"]
+            print(
+                f"  streaming c={conc}: TTFT added vs bare p50 {g['ttft_p50_ms'] - b['ttft_p50_ms']:+.2f} ms, "
+                f"p99 {g['ttft_p99_ms'] - b['ttft_p99_ms']:+.2f} ms (no target)"
+            )
+    print(
+        f"added latency at c=1 vs direct (gateway aiohttp - direct): p50 {added_direct['p50_ms']:+.2f} ms, "
+        f"p99 {added_direct['p99_ms']:+.2f} ms"
     )
     print(
         f"transport at c={c}: aiohttp {ga['rps']:.1f} req/s vs httpx {gh['rps']:.1f} req/s "
@@ -531,18 +386,23 @@ def report(results: dict[str, Any], args: argparse.Namespace, *, use_wrk: bool, 
             print(f"!!!   {p}")
         print("!" * 78)
     else:
-        print("all responses were 2xx; the gateway recorded one event per request")
+        print("all responses were 2xx (streams ended in [DONE]); the gateway recorded one event per request")
 
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": {"cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
+        "commit": commit,
         "load_generator": "wrk" if use_wrk else "python-aiohttp",
         "pinned": pin,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "body_bytes": len(BODY),
         "results": results,
-        "added_latency_c1": added,
+        "streams": streams,
+        "added_latency_c1": added_direct,
+        "added_latency_vs_bare_c1": added_bare,
+        "targets": targets,
+        "targets_met": all(v["pass"] for v in targets.values()),
         f"transport_c{c}": transport,
         "ok": not problems,
         "problems": problems,
@@ -559,12 +419,21 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each measurement")
     parser.add_argument("--connections", type=int, default=32, help="connections for the concurrent runs")
+    parser.add_argument(
+        "--stream-requests", type=int, default=300, help="streams per streaming row (default 300; 0 skips them)"
+    )
+    parser.add_argument("--stream-concurrency", type=int, default=8, help="concurrent streams (default 8)")
     parser.add_argument("--python-loadgen", action="store_true", help="use the Python generator even if wrk exists")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs with taskset")
     parser.add_argument(
+        "--c1-split-cores",
+        action="store_true",
+        help="keep the server on its own core for the c=1 rows too (default: all c=1 hops share one core)",
+    )
+    parser.add_argument(
         "--register-key-only",
         action="store_true",
-        help=f"register {BENCH_KEY} for bench/gateway.yaml, write the wrk script, and exit",
+        help=f"register {BENCH_KEY} for bench/gateway.yaml, write the wrk scripts, and exit",
     )
     parser.add_argument("--loadgen", nargs=3, metavar=("URL", "CONNS", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -575,17 +444,11 @@ def main() -> int:
     if args.register_key_only:
         os.chdir(ROOT)
         db = register_key()
-        lua = wrk_script()
-        print(f"registered {BENCH_KEY} in {db}; wrk script: {lua.relative_to(ROOT)}")
+        lua, mix = wrk_script(), wrk_script(mix=True)
+        print(f"registered {BENCH_KEY} in {db}; wrk scripts: {lua.relative_to(ROOT)}, {mix.relative_to(ROOT)}")
         return 0
 
-    # SIGTERM (and SIGHUP) unwind like Ctrl-C, so the `finally` blocks stop every process group we started
-    def _raise(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (`cmd &`)
-    signal.signal(signal.SIGTERM, _raise)
-    signal.signal(signal.SIGHUP, _raise)
+    install_signal_handlers()
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -67,7 +67,7 @@ def _serve_from_cache(state: GatewayState, call: CallRecord, body: dict[str, Any
         call.cache_status = "miss"
         return None
     call.cache_status = "hit_exact"
-    call.provider, call.provider_kind = "apex-cache", "cache"
+    call.provider, call.provider_kind, call.is_simulated = "apex-cache", "cache", hit.simulated
     call.served_model = hit.model
     call.finish_reason = hit.finish_reason
     call.usage, call.usage_source = hit.usage, "provider"  # the tokens the stored answer cost when it was bought
@@ -86,7 +86,7 @@ def _store(state: GatewayState, call: CallRecord, body: bytes, finish_reason: st
     if state.cache is not None and call.cache_status == "miss" and call.cache_key and call.http_status == 200:
         state.cache.put(
             call.cache_key,
-            CachedAnswer(body, call.usage, call.served_model or "", finish_reason, time.time()),
+            CachedAnswer(body, call.usage, call.served_model or "", finish_reason, time.time(), call.is_simulated),
         )
 
 

@@ -1,8 +1,9 @@
 """A realistic simulated workload, sent through the gateway with the official ``openai`` SDK.
 
 Several customers, each with users and product features, asking for a mix of models; some calls stream, some
-set ``max_tokens``, a few ask for a model that is not configured (to show errors in the marts), and one
-customer uses a fine-tuned alias that is missing from the price table (cost flagged unknown, never $0).
+set ``max_tokens``, a fifth are frequently asked questions sent with the exact cache on, a few ask for a model
+that is not configured (to show errors in the marts), and one customer uses a fine-tuned alias that is missing
+from the price table (cost flagged unknown, never $0).
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ _CODE = [
     "def mean(xs):\n    return sum(xs) / len(xs)",
     "def last(items):\n    return items[len(items)]",
     "for i in range(10):\n    print(i)\nprint(i * undefined)",
+]
+# Questions users ask again and again: sent with the exact cache switched on (x-apex-cache: on).
+_FAQ = [
+    "How do I reset my password?",
+    "What are your support hours?",
+    "How do I export my invoices as CSV?",
+    "Which regions do you host data in?",
+    "How do I add a teammate to my workspace?",
 ]
 _TOPICS = [
     "a process and a thread",
@@ -115,6 +124,9 @@ async def run_workload(
                     "content": f"You are the {rng.choice(profile['features'])} assistant. Be concise and accurate.",
                 },
             )
+        faq = rng.random() < 0.2
+        if faq:
+            model, messages = profile["models"][0], [{"role": "user", "content": rng.choice(_FAQ)}]
         stream = rng.random() < 0.3
         kwargs = {
             "model": model,
@@ -125,7 +137,9 @@ async def run_workload(
                 "x-apex-tags": f"demo,{customer}",
             },
         }
-        if rng.random() < 0.25:
+        if faq:
+            kwargs["extra_headers"]["x-apex-cache"] = "on"
+        elif rng.random() < 0.25:
             kwargs["max_tokens"] = rng.choice([64, 128, 256])
         async with sem:
             result.sent += 1

@@ -35,6 +35,8 @@ class CachedAnswer:
     model: str
     finish_reason: str | None
     stored_at: float
+    simulated: bool = False
+    """The answer came from a simulated provider: replays of it are simulated traffic too."""
 
 
 class ExactCache:

@@ -47,11 +47,15 @@ def test_demo_end_to_end_leaves_no_servers_behind(tmp_path):
             "count(*) filter (where price_status = 'unknown'), sum(cost_usd) from fct_llm_spend"
         ).fetchone()
         hourly = con.execute("select sum(requests), sum(cost_usd) from agg_user_metrics_hourly").fetchone()
+        hits, savings = con.execute(
+            "select count(*), sum(savings_usd) from fct_llm_spend where cache_status = 'hit_exact'"
+        ).fetchone()
         con.close()
         assert requests == 120
         assert simulated == answered > 100  # every answered call was served by the simulated provider
         assert unknown > 0  # the fine-tuned alias has no public price: flagged, not $0
         assert cost > 0 and hourly[0] == 120 and hourly[1] == pytest.approx(cost, abs=1e-9)
+        assert hits > 0 and savings > 0  # repeated FAQ calls were answered by the exact cache
 
         # both services answer
         assert httpx.get(f"http://127.0.0.1:{cfg['ports']['dashboard']}/_stcore/health").status_code == 200

@@ -8,6 +8,7 @@ Nothing else in the code base reads ``os.environ`` for Apex settings.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -183,7 +184,11 @@ class ModelRoute(_Frozen):
         return self
 
     def group(self) -> tuple[Deployment, ...]:
-        """The deployments, with ``upstream_model`` filled in."""
+        """The deployments, with ``upstream_model`` filled in (built once: this runs on every call)."""
+        return self._group
+
+    @functools.cached_property
+    def _group(self) -> tuple[Deployment, ...]:
         if not self.deployments:
             assert self.provider is not None
             return (Deployment(provider=self.provider, upstream_model=self.target, price_model=self.price_model),)
@@ -243,6 +248,8 @@ class GatewaySettings(_Frozen):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """Chosen by measurement (bench/gateway_bench.py): aiohttp's pool is several times faster than httpx's."""
+    log_format: Literal["json", "text"] = "json"
+    """Process logs as JSON lines (secrets scrubbed) or plain text."""
     key_cache_seconds: float = Field(default=5.0, ge=0)
     """How long a verified key stays cached in memory (revocations take effect within this)."""
 
@@ -336,7 +343,11 @@ class Settings(_Frozen):
         return next(p for p in self.providers if p.name == name)
 
     def route(self, model: str) -> ModelRoute | None:
-        return next((m for m in self.models if m.name == model), None)
+        return self._routes.get(model)
+
+    @functools.cached_property
+    def _routes(self) -> dict[str, ModelRoute]:
+        return {m.name: m for m in self.models}
 
 
 DEFAULT_CONFIG_TEXT = """\

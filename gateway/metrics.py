@@ -13,6 +13,7 @@ Each gateway process has its own registry, so tests (and several apps in one pro
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -44,8 +45,19 @@ class _WriterCollector(Collector):
             yield g
 
 
+@dataclass(frozen=True, slots=True)
+class _Series:
+    requests: Any
+    duration: Any
+    ttft: Any
+    tokens_in: Any
+    tokens_out: Any
+    cost: Any
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
+        self._memo: dict[tuple[str, str, str, str, int], _Series] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type")
         self.duration = Histogram(
@@ -107,24 +119,44 @@ class GatewayMetrics:
     def watch_writer(self, snapshot: Callable[[], Mapping[str, int]]) -> None:
         self.registry.register(_WriterCollector(snapshot))
 
+    def _series(self, op: str, provider: str, model: str, error: str, status: int) -> _Series:
+        # prometheus_client's labels() takes a lock and builds tuples each time; the writer thread calls this
+        # for every event, so the handful of children per (model, provider, outcome) are looked up once.
+        key = (op, provider, model, error, status)
+        found = self._memo.get(key)
+        if found is None:
+            found = _Series(
+                requests=self.requests.labels(model, str(status)),
+                duration=self.duration.labels(op, provider, model, error),
+                ttft=self.ttft.labels(op, provider, model),
+                tokens_in=self.tokens.labels(op, provider, model, "input"),
+                tokens_out=self.tokens.labels(op, provider, model, "output"),
+                cost=self.cost.labels(provider, model),
+            )
+            if len(self._memo) < 50_000:  # bounded: clients choose model names
+                self._memo[key] = found
+        return found
+
     def observe(self, ev: Mapping[str, Any]) -> None:
+        endpoint = ev["endpoint"]
         op = (
             "chat"
-            if ev["endpoint"].endswith("chat/completions") or ev["endpoint"].endswith("messages")
-            else ("embeddings" if ev["endpoint"].endswith("embeddings") else ev["endpoint"])
+            if endpoint.endswith(("chat/completions", "messages"))
+            else ("embeddings" if endpoint.endswith("embeddings") else endpoint)
         )
         provider = ev["provider"] or ""
         model = ev["requested_model"] or ""
         error = ev["error_type"] or ""
-        self.requests.labels(model, str(ev["http_status"])).inc()
-        self.duration.labels(op, provider, model, error).observe(ev["latency_ms"] / 1000)
+        series = self._series(op, provider, model, error, ev["http_status"])
+        series.requests.inc()
+        series.duration.observe(ev["latency_ms"] / 1000)
         if ev["is_stream"] and ev["ttft_ms"] is not None and not error:
-            self.ttft.labels(op, provider, model).observe(ev["ttft_ms"] / 1000)
+            series.ttft.observe(ev["ttft_ms"] / 1000)
         if ev["prompt_tokens"] is not None:
-            self.tokens.labels(op, provider, model, "input").observe(ev["prompt_tokens"])
-            self.tokens.labels(op, provider, model, "output").observe(ev["completion_tokens"] or 0)
+            series.tokens_in.observe(ev["prompt_tokens"])
+            series.tokens_out.observe(ev["completion_tokens"] or 0)
         if ev["cost_usd"] is not None:
-            self.cost.labels(provider, model).inc(ev["cost_usd"])
+            series.cost.inc(ev["cost_usd"])
         elif ev["price_status"] == "unknown":
             self.unpriced.labels(model).inc()
         if ev["cache_status"] and str(ev["cache_status"]).startswith("hit"):

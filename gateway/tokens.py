@@ -56,3 +56,16 @@ def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str | Non
         if msg.get("name"):
             total += 1 + count_text_tokens(str(msg["name"]), model)
     return total
+
+
+def message_tokens_upper_bound(messages: Iterable[Mapping[str, Any]]) -> int:
+    """A cheap bound that is never below ``count_message_tokens``: a BPE token covers at least one byte.
+
+    Admission reserves with this (no tokenizer on the hot path) and counts exactly only when the bound would be
+    refused, so a budget is never overshot and a call that fits is never turned away."""
+    total = 3
+    for msg in messages:
+        total += 3 + len(str(msg.get("role", "")).encode()) + len(_content_text(msg.get("content")).encode())
+        if msg.get("name"):
+            total += 1 + len(str(msg["name"]).encode())
+    return total

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from gateway.errors import RateLimitError
 from gateway.limits.base import AdmissionRequest, BudgetLine, LimitStore
 from gateway.limits.periods import current_window
-from gateway.tokens import count_message_tokens
+from gateway.tokens import count_message_tokens, message_tokens_upper_bound
 
 if TYPE_CHECKING:
     from gateway.calls import CallRecord
@@ -93,7 +94,30 @@ class Limiter:
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
     ) -> None:
-        """Reserve the call's worst case (raises ``RateLimitError``); the reservation rides on ``call``."""
+        """Reserve the call's worst case (raises ``RateLimitError``); the reservation rides on ``call``.
+
+        Chat prompts are first reserved with a byte-length bound (no tokenizer on the hot path); only if that
+        bound is refused are the tokens counted exactly and the reservation tried again."""
+        assert call.key is not None
+        exact = prompt_tokens is not None
+        if prompt_tokens is None:
+            prompt_tokens = message_tokens_upper_bound(call.messages or [])
+        try:
+            call.reservation = await self._reserve(call, body, route, prompt_tokens, completion_tokens)
+        except RateLimitError:
+            if exact:
+                raise
+            counted = count_message_tokens(call.messages or [], route.baseline_price_model)
+            call.reservation = await self._reserve(call, body, route, counted, completion_tokens)
+
+    async def _reserve(
+        self,
+        call: CallRecord,
+        body: dict[str, Any],
+        route: ModelRoute,
+        prompt_tokens: int,
+        completion_tokens: int | None,
+    ) -> Any:
         assert call.key is not None
         now = time.time()
         usd, tokens = self.worst_case(
@@ -106,7 +130,7 @@ class Limiter:
         req = AdmissionRequest(
             call.key.key_id, self.budgets(call.key, now), call.key.rpm, call.key.tpm, usd, tokens, now
         )
-        call.reservation = await self.store.reserve(req)
+        return await self.store.reserve(req)
 
     def close(self, call: CallRecord) -> None:
         """After ``call.close``: settle to the priced cost, or release if nothing was used. Idempotent."""

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import ApexError, InvalidRequestError, NotFoundError
+from gateway.ids import new_id
 from gateway.inbound import read_json_body
 from gateway.keys import DEFAULT_GRACE_SECONDS, ApiKey
 from gateway.state import GatewayState
@@ -45,11 +46,23 @@ def _guarded(handler: Handler, status: int = 200) -> Callable[[Request], Awaitab
             state.master_key.require(request)
             body = await handler(request, state)
         except ApexError as err:
-            return Response(err.body(), status_code=err.status, media_type="application/json", headers=err.headers())
+            return Response(
+                err.body(),
+                status_code=err.status,
+                media_type="application/json",
+                headers={"x-request-id": new_id(), **err.headers()},
+            )
         except ValueError as exc:  # the key store's validation
             invalid = InvalidRequestError(str(exc), code="invalid_value")
-            return Response(invalid.body(), status_code=invalid.status, media_type="application/json")
-        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+            return Response(
+                invalid.body(),
+                status_code=invalid.status,
+                media_type="application/json",
+                headers={"x-request-id": new_id()},
+            )
+        return Response(
+            orjson.dumps(body), status_code=status, media_type="application/json", headers={"x-request-id": new_id()}
+        )
 
     return endpoint
 

@@ -26,6 +26,7 @@ from gateway.calls import CallRecord
 from gateway.config import Settings
 from gateway.embeddings_api import embeddings
 from gateway.errors import ApexError, InvalidRequestError, NotFoundError
+from gateway.ids import new_id
 from gateway.keys import KeyStore
 from gateway.openai_api import JSON, chat_completions, error_response, list_models
 from gateway.openapi import openapi_spec
@@ -48,16 +49,20 @@ async def health(request: Request) -> Response:
         "auth_failures": int(state.metrics.auth_failures._value.get()),
         "events": state.writer.snapshot() if state.writer else {},
     }
-    return Response(orjson.dumps(body), media_type=JSON)
+    return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": new_id()})
 
 
 async def openapi_json(request: Request) -> Response:
-    return Response(orjson.dumps(openapi_spec()), media_type=JSON)
+    return Response(orjson.dumps(openapi_spec()), media_type=JSON, headers={"x-request-id": new_id()})
 
 
 async def metrics(request: Request) -> Response:
     state: GatewayState = request.app.state.apex
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(
+        state.metrics.render(),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+        headers={"x-request-id": new_id()},
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

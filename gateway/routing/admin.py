@@ -21,4 +21,4 @@ async def list_deployments(request: Request) -> Response:
     except ApexError as err:
         return error_response(err, new_id())
     body = {"deployments": [d.snapshot() for d in state.dispatcher.deployments()]}
-    return Response(orjson.dumps(body), media_type=JSON)
+    return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": new_id()})

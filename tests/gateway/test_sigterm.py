@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -93,3 +94,6 @@ def test_sigterm_during_load_loses_no_answered_call(tmp_path):
     assert not missing, f"{len(missing)} answered calls have no event"
     assert events["event_id"].n_unique() == events.height
     assert "event writer closed" in output
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]  # structured logs: JSON lines
+    assert {"ts", "level", "logger", "msg"} <= set(lines[0])
+    assert key not in output  # secrets never reach the logs

@@ -281,6 +281,11 @@ class LimitSettings(_Frozen):
     """A reservation never settled (a lost stream) is released after this long."""
 
 
+class SandboxSettings(_Frozen):
+    instance_type: str = "c7i.large"
+    """Instance type validation runs on this machine are metered as (BVM); must be in the price seed."""
+
+
 class PortSettings(_Frozen):
     dagster: int = Field(default=3000, ge=1, le=65535)
     dashboard: int = Field(default=8501, ge=1, le=65535)
@@ -308,6 +313,7 @@ class Settings(_Frozen):
     ports: PortSettings = PortSettings()
     limits: LimitSettings = LimitSettings()
     cache: CacheSettings = CacheSettings()
+    sandbox: SandboxSettings = SandboxSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelRoute, ...] = ()
     routing: RoutingSettings = RoutingSettings()

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -26,8 +27,10 @@ from rich.progress import (
 )
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.ids import new_id
 from gateway.keys import KeyStore
 from sandbox.services import port_in_use, start_service, stop_all, wait_http
+from sandbox.validation_runs import ValidationRun, runs_dir_for, write_validation_runs
 from sandbox.workload import CUSTOMERS, run_workload
 
 __all__ = ["REPO_ROOT", "count_events", "run_demo"]
@@ -57,6 +60,30 @@ def _child_env(settings: Settings, config: Path | None) -> dict[str, str]:
 
 def _step(n: int, text: str) -> None:
     console.print(f"\n[bold cyan][{n}/5][/bold cyan] {text}")
+
+
+def _record_replay(
+    settings: Settings, data_dir: Path, by_customer: dict[str, int], start: datetime, end: datetime
+) -> list[ValidationRun]:
+    """The workload replay is a real validation run of the gateway: meter it (BVM) with its measured time,
+    one run per customer, each for that customer's share of the requests (so the machine is billed once)."""
+    total = sum(by_customer.values()) or 1
+    runs = [
+        ValidationRun(
+            run_id=new_id(),
+            customer_id=customer,
+            started_at=start,
+            ended_at=start + (end - start) * (n / total),
+            cpu_cores=os.cpu_count() or 1,
+            gpus=0,
+            instance_type=settings.sandbox.instance_type,
+            validated="workload_replay:demo",
+            outcome="passed",
+        )
+        for customer, n in sorted(by_customer.items())
+    ]
+    write_validation_runs(runs_dir_for(data_dir), runs, writer_id="demo")
+    return runs
 
 
 def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = True) -> int:
@@ -103,10 +130,14 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
         console=console,
     ) as bar:
         task = bar.add_task("workload", total=requests)
+        replay_start = datetime.now(UTC)
         result = asyncio.run(
             run_workload(f"http://127.0.0.1:{gw_port}/v1", keys, requests=requests, on_done=lambda: bar.advance(task))
         )
+    replay_end = datetime.now(UTC)
     console.print(f"  {result.ok} answered, {result.streamed} streamed, errors: {result.errors or 'none'}")
+    runs = _record_replay(settings, data_dir, result.by_customer, replay_start, replay_end)
+    console.print(f"  recorded the replay as {len(runs)} metered validation run(s) on {settings.sandbox.instance_type}")
 
     _step(3, "stopping the gateway gracefully (SIGTERM) so every event is flushed to Parquet")
     os.killpg(gw.pid, signal.SIGTERM)

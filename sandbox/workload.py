@@ -18,17 +18,17 @@ import openai
 __all__ = ["CUSTOMERS", "WorkloadResult", "run_workload"]
 
 CUSTOMERS: dict[str, dict[str, list[str]]] = {
-    "acme": {
+    "cust_acme": {
         "users": ["alice@acme.test", "bob@acme.test", "carol@acme.test"],
         "features": ["support-bot", "ticket-summary"],
         "models": ["gpt-4o", "gpt-4o-mini", "acme-ft-support-v2"],
     },
-    "globex": {
+    "cust_globex": {
         "users": ["dana@globex.test", "eli@globex.test"],
         "features": ["code-review", "search"],
         "models": ["claude-sonnet-4-5", "gpt-4.1-mini"],
     },
-    "initech": {
+    "cust_initech": {
         "users": ["frank@initech.test", "gina@initech.test", "hal@initech.test", "ivy@initech.test"],
         "features": ["report-writer", "sql-assistant"],
         "models": ["gemini-2.5-flash", "gpt-4o-mini", "gpt-4o"],
@@ -93,6 +93,7 @@ class WorkloadResult:
     ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     streamed: int = 0
+    by_customer: dict[str, int] = field(default_factory=dict)
 
 
 async def run_workload(
@@ -113,7 +114,7 @@ async def run_workload(
 
     async def one(i: int) -> None:
         customer = rng.choice(list(keys))
-        profile = CUSTOMERS.get(customer, CUSTOMERS["acme"])
+        profile = CUSTOMERS.get(customer, CUSTOMERS["cust_acme"])
         model = rng.choice(profile["models"]) if rng.random() > error_share else "gpt-9-does-not-exist"
         messages = [{"role": "user", "content": _prompt(rng)}]
         if rng.random() < 0.4:
@@ -143,6 +144,7 @@ async def run_workload(
             kwargs["max_tokens"] = rng.choice([64, 128, 256])
         async with sem:
             result.sent += 1
+            result.by_customer[customer] = result.by_customer.get(customer, 0) + 1
             try:
                 client = clients[customer]
                 if stream:

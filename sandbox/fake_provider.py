@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from sandbox.loopback import LoopbackServer
 
 __all__ = ["FakeProvider"]
 
@@ -58,7 +59,7 @@ def _weather_call(body: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": "call_fake_1", "type": "function", "function": {"name": name, "arguments": '{"city": "Paris"}'}}
 
 
-class FakeProvider:
+class FakeProvider(LoopbackServer):
     def __init__(self, *, slow_s: float = 2.0, record: bool = True, azure_key: str = "azure-test-key") -> None:
         self.slow_s = slow_s
         self.record = record
@@ -71,10 +72,6 @@ class FakeProvider:
         """One-shot behaviours, consumed one per request before ``mode`` applies (``"ok"`` = a normal answer)."""
         self.retry_after = "2"
         self.urls: list[str] = []
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -231,35 +228,9 @@ class FakeProvider:
 
     # -- running it in a background thread (tests) ----------------------------------------------------------
 
-    def start(self, port: int = 0) -> FakeProvider:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", port)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-provider", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(10)
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ Run standalone: ``python -m sandbox.fake_stripe --port 12111``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import threading
 import time
@@ -34,6 +33,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
+
+from sandbox.loopback import LoopbackServer
 
 __all__ = ["FakeStripe", "RecordedRequest"]
 
@@ -76,7 +77,7 @@ def _bool(value: Any, default: bool) -> bool:
     return default if value is None else str(value).lower() == "true"
 
 
-class FakeStripe:
+class FakeStripe(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.customers: dict[str, dict[str, Any]] = {}
@@ -87,10 +88,6 @@ class FakeStripe:
         self._seen = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     # -- test controls -------------------------------------------------------------------------------------
 
@@ -279,37 +276,10 @@ class FakeStripe:
 
     # -- running it in a background thread (tests) ----------------------------------------------------------
 
-    def start(self, port: int = 0) -> FakeStripe:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", port)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-stripe", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Stripe server did not start within 10 s")
-        return self
-
     @property
     def base_url(self) -> str:
         """What to give the SDK as its ``api`` base address (no ``/v1``: the SDK adds it)."""
         return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(10)
 
 
 def main() -> None:

@@ -1,15 +1,14 @@
 """A real ``dbt build`` on a temp DuckDB over synthetic events; the marts must match a recomputation."""
 
-import subprocess
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
-from dagster_project.assets.dbt_marts import DBT_PROJECT_DIR
-from dagster_project.resources import ApexDataResource, dbt_executable
+from dagster_project.resources import ApexDataResource
 from tests.analytics.conftest import EventsFixture
+from tests.dbt_runner import run_dbt
 
 pytestmark = pytest.mark.slow
 
@@ -17,27 +16,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def warehouse(synthetic_events: EventsFixture, tmp_path: Path) -> Path:
     paths = ApexDataResource.from_settings(synthetic_events.settings)
-    result = subprocess.run(
-        [
-            dbt_executable(),
-            "build",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-        ],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_TARGET_PATH": str(tmp_path / "dbt_target"),
-            "DBT_LOG_PATH": str(tmp_path / "dbt_logs"),
-            **paths.dbt_env(),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-5000:]
+    result = run_dbt(paths.dbt_env(), tmp_path, "build")
     assert "ERROR=0" in result.stdout and "WARN=0" in result.stdout
     return Path(paths.warehouse_path)
 

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from dagster_project.assets.dbt_marts import DBT_PROJECT_DIR
 from dagster_project.billing.export import export_period
 from dagster_project.billing.marts import rows_for_period
 from dagster_project.billing.proof import prove_lines
 from dagster_project.billing.settings import BillingPaths, StripeSettings
 from dagster_project.billing.stripe_push import push_period
-from dagster_project.resources import ApexDataResource, dbt_executable
+from dagster_project.resources import ApexDataResource
 from gateway.config import load_settings
 from gateway.pricing import ModelPrice, PriceTable
 from sandbox.fake_stripe import FakeStripe
 from sandbox.synthetic_events import PRICE_TABLE_VERSION, PRICES, write_synthetic_events
 from sandbox.validation_runs import ValidationRun, synthetic_validation_runs, write_validation_runs
+from tests.dbt_runner import run_dbt
 
 pytestmark = pytest.mark.slow
 
@@ -51,20 +50,7 @@ def built(tmp_path: Path) -> BillingPaths:
     )
     write_validation_runs(paths.validation_runs_dir, runs)
     resource = ApexDataResource.from_settings(settings)
-    result = subprocess.run(
-        [dbt_executable(), "build", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_TARGET_PATH": str(tmp_path / "dbt_target"),
-            "DBT_LOG_PATH": str(tmp_path / "dbt_logs"),
-            **resource.dbt_env(),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-5000:]
+    run_dbt(resource.dbt_env(), tmp_path, "build")
     return paths
 
 

@@ -4,7 +4,6 @@ helper that runs the real ``dbt build`` on it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.assets.dbt_marts import DBT_PROJECT_DIR
-from dagster_project.resources import ApexDataResource, dbt_executable
+from dagster_project.resources import ApexDataResource
 from gateway.config import load_settings
 from sandbox.synthetic_events import write_synthetic_events
 from sandbox.validation_runs import (
@@ -22,6 +20,7 @@ from sandbox.validation_runs import (
     synthetic_validation_runs,
     write_validation_runs,
 )
+from tests.dbt_runner import run_dbt as run_dbt_with_env
 
 N_EVENTS = 20_000
 # spans a month boundary, so invoices cover two billing periods
@@ -70,23 +69,7 @@ def write_billing_data(data_dir: Path, n_events: int = N_EVENTS, seed: int = 11)
 
 
 def run_dbt(data: BillingData, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(tmp),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_TARGET_PATH": str(tmp / "dbt_target"),
-            "DBT_LOG_PATH": str(tmp / "dbt_logs"),
-            **data.resource.dbt_env(),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-6000:]
-    assert "ERROR=0" in result.stdout
-    return result
+    return run_dbt_with_env(data.resource.dbt_env(), tmp, *args)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     sys.setswitchinterval(0.0005)
     # Buffered events are many small acyclic objects; a full cyclic-GC pass over them took milliseconds on the
     # request path. Collect young objects less often and keep start-up objects out of every pass.
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(20_000, 10, 10)
     gc.freeze()
     app = create_app(settings)
     config = uvicorn.Config(

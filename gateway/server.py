@@ -16,9 +16,9 @@ __all__ = ["serve"]
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None, log_level: str = "info") -> None:
     configure_logging(log_level, settings.gateway.log_format)
-    # The event writer is a second thread that converts batches to Arrow while holding the GIL. With CPython's
-    # default 5 ms switch interval a request arriving then waits up to 5 ms (that was the c=1 p99 in bench/);
-    # 0.5 ms bounds the wait for a little more switching.
+    # The event writer is a second thread running Python code; with CPython's default 5 ms switch interval a
+    # request arriving while it holds the GIL can wait up to 5 ms. 0.5 ms bounds that wait (in bench/ the c=1
+    # tail was dominated by other causes — GC and long Arrow calls — so this is a bound, not a measured win).
     sys.setswitchinterval(0.0005)
     # Buffered events are many small acyclic objects; a full cyclic-GC pass over them took milliseconds on the
     # request path. Collect young objects less often and keep start-up objects out of every pass.

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from gateway.calls import CallRecord
 from gateway.chat import attribute
 from gateway.errors import ApexError, InvalidRequestError, NotFoundError
-from gateway.inbound import read_json_body
+from gateway.inbound import positive_int, read_json_body, require_model
 from gateway.openai_api import JSON, error_response, internal_error
 from gateway.providers.base import Usage
 from gateway.state import GatewayState
@@ -30,13 +30,7 @@ def _is_tokens(value: Any) -> bool:
 
 
 def validate_embeddings_request(body: dict[str, Any]) -> tuple[str, Any]:
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequestError(
-            "you must provide a model parameter", param="model", code="missing_required_parameter"
-        )
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequestError("'model' must be a non-empty string.", param="model", code="invalid_type")
+    model = require_model(body)
     inputs = body.get("input")
     if inputs is None:
         raise InvalidRequestError(
@@ -53,9 +47,7 @@ def validate_embeddings_request(body: dict[str, Any]) -> tuple[str, Any]:
     )
     if not valid:
         raise InvalidRequestError(_INPUT_HELP, param="input", code="invalid_type")
-    dims = body.get("dimensions")
-    if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims < 1):
-        raise InvalidRequestError("'dimensions' must be a positive integer.", param="dimensions", code="invalid_value")
+    positive_int(body, "dimensions")
     return model, inputs
 
 

@@ -52,13 +52,14 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
-def _positive_int(body: dict[str, Any], name: str) -> None:
+def positive_int(body: dict[str, Any], name: str) -> None:
     value = body.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise InvalidRequestError(f"'{name}' must be a positive integer.", param=name, code="invalid_value")
 
 
-def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def require_model(body: dict[str, Any]) -> str:
+    """The ``model`` field every inbound endpoint needs, validated the same way everywhere."""
     model = body.get("model")
     if model is None:
         raise InvalidRequestError(
@@ -66,6 +67,11 @@ def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any
         )
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError("'model' must be a non-empty string.", param="model", code="invalid_type")
+    return model
+
+
+def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    model = require_model(body)
     messages = body.get("messages")
     if messages is None:
         raise InvalidRequestError(
@@ -95,8 +101,8 @@ def validate_chat_request(body: dict[str, Any]) -> tuple[str, list[dict[str, Any
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequestError("'stream' must be a boolean.", param="stream", code="invalid_type")
-    _positive_int(body, "max_tokens")
-    _positive_int(body, "max_completion_tokens")
+    positive_int(body, "max_tokens")
+    positive_int(body, "max_completion_tokens")
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequestError("'user' must be a string.", param="user", code="invalid_type")

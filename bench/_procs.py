@@ -3,6 +3,7 @@ readiness checks, tiny HTTP helpers, and registering the benchmark key in the ga
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +219,16 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (`cmd &`)
     signal.signal(signal.SIGTERM, _raise)
     signal.signal(signal.SIGHUP, _raise)
+
+
+def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a bench with signal handling; every subprocess is stopped whatever happens (exit 130 / 1)."""
+    install_signal_handlers()
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        log("interrupted; all subprocesses stopped")
+        return 130
+    except RuntimeError as exc:
+        log(f"FAILED: {exc}")
+        return 1

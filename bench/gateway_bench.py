@@ -53,10 +53,10 @@ from _procs import (  # noqa: E402
     Procs,
     events_accepted,
     http,
-    install_signal_handlers,
     log,
     port_in_use,
     register_key,
+    run_guarded,
     start_bare_proxy,
     start_fake_provider,
     start_gateway,
@@ -448,15 +448,7 @@ def main() -> int:
         print(f"registered {BENCH_KEY} in {db}; wrk scripts: {lua.relative_to(ROOT)}, {mix.relative_to(ROOT)}")
         return 0
 
-    install_signal_handlers()
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        log("interrupted; all subprocesses stopped")
-        return 130
-    except RuntimeError as exc:
-        log(f"FAILED: {exc}")
-        return 1
+    return run_guarded(run, args)
 
 
 if __name__ == "__main__":

@@ -43,10 +43,10 @@ from _procs import (  # noqa: E402
     ROOT,
     Procs,
     gateway_health,
-    install_signal_handlers,
     log,
     port_in_use,
     register_key,
+    run_guarded,
     start_fake_provider,
     start_gateway,
 )
@@ -238,15 +238,7 @@ def main() -> int:
     parser.add_argument("--segment", type=float, default=10.0, help="seconds per wrk run between samples")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs with taskset")
     args = parser.parse_args()
-    install_signal_handlers()
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        log("interrupted; all subprocesses stopped")
-        return 130
-    except RuntimeError as exc:
-        log(f"FAILED: {exc}")
-        return 1
+    return run_guarded(run, args)
 
 
 if __name__ == "__main__":

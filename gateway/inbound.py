@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from gateway.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
 
-__all__ = ["bearer_token", "read_json_body", "validate_chat_request"]
+__all__ = ["bearer_token", "positive_int", "read_json_body", "require_model", "validate_chat_request"]
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 

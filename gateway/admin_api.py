@@ -3,7 +3,8 @@
 POST   /admin/keys                  create a key (the plain key is in the answer, once)
 GET    /admin/keys                  list keys (hints only)
 GET    /admin/keys/{key_id}         one key
-PATCH  /admin/keys/{key_id}         change name, team, budget_usd, budget_period, rpm, tpm, cache (null clears)
+PATCH  /admin/keys/{key_id}         change name, team, budget_usd, budget_period, rpm, tpm, cache, semantic_cache,
+                                   compression, auto_route (null clears)
 POST   /admin/keys/{key_id}/rotate  new secret; the old one works for grace_seconds more (default 24 h)
 POST   /admin/keys/{key_id}/revoke  revoke (the key and any secret in grace)
 GET    /admin/teams                 list team budgets
@@ -30,7 +31,18 @@ from gateway.state import GatewayState
 __all__ = ["admin_routes"]
 
 _MAX_BODY = 64 * 1024
-_KEY_FIELDS = {"name", "team_id", "budget_usd", "budget_period", "rpm", "tpm", "cache"}
+_KEY_FIELDS = {
+    "name",
+    "team_id",
+    "budget_usd",
+    "budget_period",
+    "rpm",
+    "tpm",
+    "cache",
+    "semantic_cache",
+    "compression",
+    "auto_route",
+}
 Handler = Callable[[Request, GatewayState], Awaitable[Any]]
 
 
@@ -94,6 +106,9 @@ def _check_key_fields(body: dict[str, Any]) -> None:
     _typed(body, "rpm", (int,))
     _typed(body, "tpm", (int,))
     _typed(body, "cache", (bool,), nullable=False)
+    _typed(body, "semantic_cache", (str,))
+    _typed(body, "compression", (bool,))
+    _typed(body, "auto_route", (bool,), nullable=False)
 
 
 def _key_or_404(key: ApiKey | None, key_id: str) -> ApiKey:
@@ -116,6 +131,9 @@ async def create_key(request: Request, state: GatewayState) -> dict[str, Any]:
         rpm=body.get("rpm"),
         tpm=body.get("tpm"),
         cache_enabled=body.get("cache", False),
+        semantic_cache=body.get("semantic_cache"),
+        compression=body.get("compression"),
+        auto_route=body.get("auto_route", False),
     )
     return {**_key_json(key), "key": plain}
 

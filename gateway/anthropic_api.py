@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.calls import CallRecord
-from gateway.chat import StreamSession, attribute, run_chat
+from gateway.chat import StreamSession, attribute, optimizer_headers, run_chat
 from gateway.errors import ApexError, InvalidRequestError
 from gateway.inbound import read_json_body
 from gateway.openai_api import JSON, internal_error
@@ -54,6 +54,13 @@ def _validate(body: dict[str, Any]) -> None:
         raise InvalidRequestError("max_tokens: must be a positive integer", param="max_tokens", code="invalid_value")
     if not isinstance(body.get("messages"), list):
         raise InvalidRequestError("messages: Field required", param="messages", code="missing_required_parameter")
+    for i, msg in enumerate(body["messages"]):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if not isinstance(content, str | list):
+            raise InvalidRequestError(
+                f"messages.{i}.content: must be a string or a list of content blocks",
+                param=f"messages.{i}.content",
+            )
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise InvalidRequestError("system: must be a string or a list of text blocks", param="system")
@@ -87,8 +94,8 @@ async def messages(request: Request) -> Response:
         _validate(native)
         body = from_anthropic_request(native)
         attribute(call, request, body)
-        outcome = await run_chat(state, call, body, cache_mode=request.headers.get("x-apex-cache"))
-        headers = {"x-request-id": call.request_id, "request-id": call.request_id}
+        outcome = await run_chat(state, call, body, headers=request.headers)
+        headers = {**optimizer_headers(call), "request-id": call.request_id}
         model = str(native.get("model"))
         if isinstance(outcome, StreamSession):
             streaming = True

@@ -48,6 +48,7 @@ async def health(request: Request) -> Response:
         "price_table_version": state.prices.version,
         "auth_failures": int(state.metrics.auth_failures._value.get()),
         "events": state.writer.snapshot() if state.writer else {},
+        "optimizers": state.optimizers.stats(),
     }
     return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": new_id()})
 

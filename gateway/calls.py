@@ -56,6 +56,8 @@ class CallRecord:
     ttft_s: float | None = None
     upstream_s: float = 0.0
     messages: Any = None
+    upstream_messages: Any = None
+    """The messages sent upstream when an optimizer rewrote them (compression); ``messages`` is what came in."""
     t_end: float | None = None
     priced: Priced | None = None
     routing_decision: str | None = None
@@ -63,14 +65,28 @@ class CallRecord:
     reservation: Any = None
     """The budget/rate hold taken at admission (``gateway.limits``); closed in ``GatewayState.finish``."""
     cache_status: str | None = None
-    """``hit_exact`` when the exact cache answered; ``miss`` when it was consulted and did not."""
+    """``hit_exact``/``hit_semantic`` when a cache answered; ``miss`` when consulted and it did not; ``shadow_hit``
+    and ``bypass`` for the semantic cache (see the event schema)."""
     cache_key: str | None = None
+    cache_similarity: float | None = None
+    cache_match_id: str | None = None
+    semantic_pending: tuple[str, str, Any] | None = None
+    """``(scope, text, vector)`` of a semantic-cache miss, so the answer can be stored once it is complete."""
+    compression_tokens_saved: int | None = None
+    compression_status: str | None = None
+    policy_version: str | None = None
+    auto_routed: bool = False
+    """Learned routing chose the served model: the difference to the baseline is claimed as routing savings."""
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.cache_status in ("hit_exact", "hit_semantic")
 
     def close(self, prices: PriceTable) -> Priced | None:
         """Stop the clock and price the call (on the request path: spend must settle before the next call)."""
         self.t_end = time.perf_counter()
         u = self.usage
-        if u is not None and self.cache_status == "hit_exact":
+        if u is not None and self.cache_hit:
             self.priced = Priced(0.0, None)  # nothing was bought: the answer came from the cache
         elif u is not None:
             self.priced = prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
@@ -109,6 +125,12 @@ class CallRecord:
             gateway_overhead_ms=round(max(elapsed - self.upstream_s, 0.0) * 1000, 3),
             routing_decision=self.routing_decision,
             cache_status=self.cache_status,
+            cache_similarity=self.cache_similarity,
+            cache_match_id=self.cache_match_id,
+            compression_tokens_saved=self.compression_tokens_saved,
+            compression_status=self.compression_status,
+            policy_version=self.policy_version,
+            baseline_model=self.baseline_price_model,
         )
         if self.key is not None:
             ev.update(key_id=self.key.key_id, customer_id=self.key.customer_id, team_id=self.key.team_id)
@@ -133,14 +155,18 @@ class CallRecord:
         )
         served = self.priced or prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
         # the baseline is what the model the client asked for would have cost for the same tokens
-        if self.baseline_price_model == self.price_model and self.cache_status != "hit_exact":
+        if self.baseline_price_model == self.price_model and not self.cache_hit:
             baseline = served
         else:
             baseline = prices.price(self.baseline_price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
         ev["cost_usd"] = served.cost_usd
         ev["baseline_cost_usd"] = baseline.cost_usd
-        if self.cache_status == "hit_exact":
+        if self.cache_hit:
             ev["savings_cache_usd"] = baseline.cost_usd
+        elif self.auto_routed and baseline.cost_usd is not None and served.cost_usd is not None:
+            ev["savings_routing_usd"] = baseline.cost_usd - served.cost_usd
+        if self.compression_tokens_saved and not self.cache_hit and served.price is not None:
+            ev["savings_compression_usd"] = self.compression_tokens_saved * served.price.input_cost_per_token
         ev["price_status"] = served.status
         if served.price is not None:
             ev["input_cost_per_token"] = served.price.input_cost_per_token

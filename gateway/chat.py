@@ -18,13 +18,15 @@ from starlette.requests import Request
 
 from gateway.cache.exact import CachedAnswer, assemble_stream, replay_stream
 from gateway.calls import CallRecord
+from gateway.config import ModelRoute
 from gateway.errors import ApexError, NotFoundError
 from gateway.inbound import validate_chat_request
+from gateway.optimize import Hints, routing_text, semantic_key
 from gateway.providers import ChatResult, StreamChunk, Usage
 from gateway.state import GatewayState
 from gateway.tokens import count_message_tokens, count_text_tokens
 
-__all__ = ["StreamSession", "attribute", "estimate_usage", "run_chat"]
+__all__ = ["StreamSession", "attribute", "estimate_usage", "optimizer_headers", "run_chat"]
 
 
 def attribute(call: CallRecord, request: Request, body: dict[str, Any]) -> None:
@@ -36,6 +38,25 @@ def attribute(call: CallRecord, request: Request, body: dict[str, Any]) -> None:
     call.feature = feature if isinstance(feature, str) else None
     tags = request.headers.get("x-apex-tags")
     call.tags = [t.strip() for t in tags.split(",") if t.strip()] if tags else None
+
+
+def optimizer_headers(call: CallRecord) -> dict[str, str]:
+    """Response headers saying what the optimizers did to this call (and the request id)."""
+    headers = {"x-request-id": call.request_id}
+    if call.cache_status:
+        headers["x-apex-cache"] = "hit" if call.cache_hit else call.cache_status
+        if call.cache_hit:
+            headers["x-apex-cache-kind"] = call.cache_status.removeprefix("hit_")
+    if call.cache_similarity is not None:
+        headers["x-apex-cache-similarity"] = f"{call.cache_similarity:.4f}"
+    if call.compression_status:
+        headers["x-apex-compression"] = call.compression_status
+        headers["x-apex-compression-tokens-saved"] = str(call.compression_tokens_saved or 0)
+    if call.auto_routed and call.routing_decision:
+        headers["x-apex-route"] = call.routing_decision
+    if call.policy_version:
+        headers["x-apex-policy-version"] = call.policy_version
+    return headers
 
 
 def estimate_usage(messages: Any, model: str, completion_text: str) -> Usage:
@@ -66,7 +87,14 @@ def _serve_from_cache(state: GatewayState, call: CallRecord, body: dict[str, Any
     if hit is None:
         call.cache_status = "miss"
         return None
-    call.cache_status = "hit_exact"
+    return _serve_answer(state, call, hit, "hit_exact")
+
+
+def _serve_answer(
+    state: GatewayState, call: CallRecord, hit: CachedAnswer, status: str
+) -> ChatResult | StreamSession:
+    """Answer from a cache: nothing is bought, the stored answer's tokens are the baseline the hit saved."""
+    call.cache_status = status
     call.provider, call.provider_kind, call.is_simulated = "apex-cache", "cache", hit.simulated
     call.served_model = hit.model
     call.finish_reason = hit.finish_reason
@@ -77,30 +105,122 @@ def _serve_from_cache(state: GatewayState, call: CallRecord, body: dict[str, Any
     return StreamSession(state, call, chunks[0], _iterate(chunks[1:]))
 
 
+def _answer_bytes(answer: CachedAnswer) -> bytes:
+    u = answer.usage
+    return orjson.dumps(
+        {
+            "body": answer.body.decode(),
+            "usage": [u.prompt_tokens, u.completion_tokens, u.cached_tokens] if u is not None else None,
+            "model": answer.model,
+            "finish_reason": answer.finish_reason,
+            "created": answer.created,
+            "simulated": answer.simulated,
+        }
+    )
+
+
+def _answer_from_bytes(raw: bytes) -> CachedAnswer:
+    d = orjson.loads(raw)
+    usage = Usage(*d["usage"]) if d.get("usage") else None
+    return CachedAnswer(d["body"].encode(), usage, d["model"], d["finish_reason"], d["created"], d["simulated"])
+
+
+async def _semantic(
+    state: GatewayState, call: CallRecord, body: dict[str, Any], route: ModelRoute, mode: str
+) -> ChatResult | StreamSession | None:
+    """Look the call up in the semantic cache: serve a verified match (``on``), or only record it (``shadow``)."""
+    assert call.key is not None
+    s = state.settings.cache.semantic
+    keyed = semantic_key(
+        call.key.customer_id,
+        route.name,
+        body,
+        call.messages,
+        multi_turn=s.multi_turn,
+        include_sampled=s.include_sampled,
+    )
+    if isinstance(keyed, str):
+        call.cache_status = call.cache_status or "bypass"
+        return None
+    scope, text = keyed
+    match, vector = await state.optimizers.semantic_lookup(scope, text)
+    call.semantic_pending = (scope, text, vector)
+    call.cache_status = "miss"
+    if match is None:
+        return None
+    call.cache_similarity, call.cache_match_id = round(float(match.similarity), 6), match.entry_id
+    if not match.verified:
+        return None
+    if mode == "shadow":
+        call.cache_status = "shadow_hit"
+        return None
+    call.semantic_pending = None
+    return _serve_answer(state, call, _answer_from_bytes(match.response), "hit_semantic")
+
+
+def _compress(state: GatewayState, call: CallRecord, body: dict[str, Any], model: str) -> dict[str, Any]:
+    from optimizers.compression import compress_messages
+
+    result = compress_messages(call.messages, model, min_quality=state.settings.optimizers.compression.min_quality)
+    if result.status == "fallback":
+        call.compression_status = f"fallback: {result.fallback_reason}"
+        call.compression_tokens_saved = 0
+        return body
+    call.compression_status = result.status
+    call.compression_tokens_saved = result.tokens_saved
+    if result.status != "compressed":
+        return body
+    call.upstream_messages = result.messages
+    return {**body, "messages": result.messages}
+
+
+async def _auto_route(
+    state: GatewayState, call: CallRecord, strong: ModelRoute, weak: ModelRoute, hints: Hints
+) -> ModelRoute:
+    """Learned routing: the policy picks the strong or the cheap model; the strong one is the baseline."""
+    call.baseline_price_model = strong.baseline_price_model
+    decision = await state.optimizers.decide(routing_text(call.messages), hints)
+    if decision is None:
+        call.routing_decision = "auto: strong (no routing policy loaded yet)"
+        return strong
+    call.auto_routed = True
+    call.policy_version = decision.policy_version
+    call.routing_decision = f"auto: {decision.tier} ({decision.reason})"
+    return weak if decision.tier == "weak" else strong
+
+
 async def _iterate(chunks: list[StreamChunk]) -> AsyncIterator[StreamChunk]:
     for chunk in chunks:
         yield chunk
 
 
 def _store(state: GatewayState, call: CallRecord, body: bytes, finish_reason: str | None) -> None:
-    if state.cache is not None and call.cache_status == "miss" and call.cache_key and call.http_status == 200:
-        state.cache.put(
-            call.cache_key,
-            CachedAnswer(body, call.usage, call.served_model or "", finish_reason, time.time(), call.is_simulated),
-        )
+    if call.http_status != 200:
+        return
+    answer = CachedAnswer(body, call.usage, call.served_model or "", finish_reason, time.time(), call.is_simulated)
+    if state.cache is not None and call.cache_status == "miss" and call.cache_key:
+        state.cache.put(call.cache_key, answer)
+    if call.semantic_pending is not None and call.usage is not None:
+        scope, text, vector = call.semantic_pending
+        call.semantic_pending = None
+        state.optimizers.semantic_store(scope, text, _answer_bytes(answer), vector)
 
 
 async def run_chat(
-    state: GatewayState, call: CallRecord, body: dict[str, Any], *, cache_mode: str | None = None
+    state: GatewayState, call: CallRecord, body: dict[str, Any], *, headers: Any = None
 ) -> ChatResult | StreamSession:
-    """Validate, route, admit and dispatch one canonical chat call. Raises ``ApexError`` before any byte is sent.
+    """Validate, route, admit, optimize and dispatch one canonical chat call. Raises ``ApexError`` before any byte
+    is sent.
 
-    ``cache_mode`` is the client's ``x-apex-cache`` header (``on``/``off``); the key's setting applies otherwise."""
+    ``headers`` are the client's request headers: ``x-apex-cache`` (exact cache ``on``/``off``) and the optimizer
+    hints (``gateway.optimize.Hints``); the key's and the model's settings apply where they are silent."""
     model, messages = validate_chat_request(body)
+    hints = Hints.from_request(headers, body)
     call.requested_model = model
     call.messages = messages
     call.is_stream = bool(body.get("stream"))
-    route = state.settings.route(model)
+    auto = state.optimizers.auto_route_for(call, model)
+    route = auto[0] if auto is not None else state.settings.route(model)
     if route is None:
         raise NotFoundError(
             f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
@@ -109,12 +229,22 @@ async def run_chat(
         )
     assert call.key is not None and state.dispatcher is not None
     assert state.limiter is not None
+    # the reservation is for the route asked for (the strong model under auto-routing): the worst case
     await state.limiter.admit(call, body, route)
-    if _cache_wanted(state, call, cache_mode):
-        call.baseline_price_model = route.baseline_price_model
+    call.baseline_price_model = route.baseline_price_model
+    if _cache_wanted(state, call, hints.exact_cache):
         cached = _serve_from_cache(state, call, body)
         if cached is not None:
             return cached
+    semantic_mode = state.optimizers.semantic_mode(call, route, hints)
+    if semantic_mode != "off":
+        cached = await _semantic(state, call, body, route, semantic_mode)
+        if cached is not None:
+            return cached
+    if state.optimizers.compression_wanted(call, route, hints):
+        body = _compress(state, call, body, route.baseline_price_model)
+    if auto is not None:
+        route = await _auto_route(state, call, auto[0], auto[1], hints)
     if call.is_stream:
         first, chunks = await state.dispatcher.open_stream(call, body, route)
         return StreamSession(state, call, first, chunks)
@@ -123,7 +253,7 @@ async def run_chat(
     if result.usage is not None:
         call.usage, call.usage_source = result.usage, "provider"
     else:
-        call.usage = estimate_usage(messages, model, _completion_text(result.body))
+        call.usage = estimate_usage(body.get("messages"), model, _completion_text(result.body))
         call.usage_source = "estimated"
     _store(state, call, result.body, result.finish_reason)
     return result
@@ -154,7 +284,8 @@ class StreamSession:
         self._upstream = upstream
         self.usage: Usage | None = None
         self._text: list[str] = []
-        self._collected: list[dict[str, Any]] | None = [] if call.cache_status == "miss" else None
+        wants_copy = call.cache_status == "miss" or call.semantic_pending is not None
+        self._collected: list[dict[str, Any]] | None = [] if wants_copy else None
 
     def mark_sent(self) -> None:
         """The renderer sent bytes to the client: the first time, that is the time to first token."""
@@ -197,6 +328,7 @@ class StreamSession:
                 call.usage, call.usage_source = self.usage, "provider"
             else:
                 # what was streamed is billed by the provider even if the stream did not finish
-                call.usage = estimate_usage(call.messages, call.requested_model or "", "".join(self._text))
+                sent = call.upstream_messages or call.messages
+                call.usage = estimate_usage(sent, call.requested_model or "", "".join(self._text))
                 call.usage_source = "estimated"
             self.state.finish(call)

@@ -72,6 +72,15 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+_AUTO_ROUTE_HELP = "Let the learned routing policy serve this key's strong-model requests with the cheap model."
+SemanticOpt = Annotated[
+    str | None,
+    typer.Option(help="Semantic cache for this key: on (serve verified matches), shadow (log would-be hits), off."),
+]
+CompressOpt = Annotated[bool | None, typer.Option("--compress/--no-compress", help="Compress this key's prompts.")]
+AutoRouteOpt = Annotated[bool, typer.Option("--auto-route/--no-auto-route", help=_AUTO_ROUTE_HELP)]
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key (e.g. the app using it).")],
@@ -82,6 +91,9 @@ def keys_create(
     rpm: RpmOpt = None,
     tpm: TpmOpt = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Opt the key in to response caching.")] = False,
+    semantic_cache: SemanticOpt = None,
+    compress: CompressOpt = None,
+    auto_route: AutoRouteOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Create a key. The key is printed once; only its hash is stored."""
@@ -96,6 +108,9 @@ def keys_create(
             rpm=rpm,
             tpm=tpm,
             cache_enabled=cache,
+            semantic_cache=semantic_cache,
+            compression=compress,
+            auto_route=auto_route,
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None
@@ -143,13 +158,25 @@ def keys_update(
     rpm: RpmOpt = None,
     tpm: TpmOpt = None,
     cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Response caching opt-in.")] = None,
+    semantic_cache: SemanticOpt = None,
+    compress: CompressOpt = None,
+    auto_route: Annotated[bool | None, typer.Option("--auto-route/--no-auto-route", help=_AUTO_ROUTE_HELP)] = None,
     clear: Annotated[
         list[str] | None, typer.Option(help="Remove a limit: budget_usd, rpm or tpm (repeatable).")
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Change a key's budget, period, rate limits or cache opt-in (options left out are kept)."""
-    given = dict(budget_usd=budget_usd, budget_period=budget_period, rpm=rpm, tpm=tpm, cache_enabled=cache)
+    given = dict(
+        budget_usd=budget_usd,
+        budget_period=budget_period,
+        rpm=rpm,
+        tpm=tpm,
+        cache_enabled=cache,
+        semantic_cache=semantic_cache,
+        compression=compress,
+        auto_route=auto_route,
+    )
     changes: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     for name in clear or ():
         if name not in ("budget_usd", "rpm", "tpm"):

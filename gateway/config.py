@@ -154,6 +154,13 @@ class Deployment(_Frozen):
         return self.upstream_model
 
 
+class RouteOptimizers(_Frozen):
+    """Optimizers applied to every call of one model (a key's or a request's own setting wins)."""
+
+    semantic_cache: Literal["off", "on", "shadow"] | None = None
+    compression: bool | None = None
+
+
 class ModelRoute(_Frozen):
     """A model name clients may ask for: a group of deployments, and the models to fall back to.
 
@@ -170,6 +177,7 @@ class ModelRoute(_Frozen):
     fallbacks: tuple[str, ...] = ()
     """Other models tried, in order, once every deployment of this one has failed."""
     routing: RouteOverrides | None = None
+    optimize: RouteOptimizers = RouteOptimizers()
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelRoute:
@@ -230,6 +238,10 @@ class DataSettings(_Frozen):
     def warehouse_path(self) -> Path:
         return self.warehouse or self.dir / "warehouse.duckdb"
 
+    @property
+    def policies_path(self) -> Path:
+        return self.dir / "policies"
+
 
 class EventSettings(_Frozen):
     queue_size: int = Field(default=100_000, ge=1)
@@ -260,10 +272,65 @@ class ExactCacheSettings(_Frozen):
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
 
 
+class SemanticCacheSettings(_Frozen):
+    """The semantic cache (``optimizers.semantic_cache``): opt-in per key (``--semantic-cache on|shadow``), per
+    model (``models[].optimize.semantic_cache``) or per request (header ``x-apex-semantic-cache: on|shadow|off``)."""
+
+    dir: Path | None = None
+    """LanceDB directory; defaults to ``<data.dir>/semantic_cache``."""
+    similarity_threshold: float | None = Field(default=None, gt=0, le=1)
+    """Cosine floor for a candidate; unset = the library default chosen by ``bench/cache_quality.py``."""
+    verify_threshold: float | None = Field(default=None, ge=0, le=1)
+    """Verifier score a candidate needs to be served; unset = the library default."""
+    ttl_s: float = Field(default=86_400.0, gt=0)
+    max_entries: int = Field(default=100_000, ge=1)
+    multi_turn: bool = False
+    """Also cache multi-turn conversations, keyed by the last user turn plus a hash of the earlier turns."""
+    include_sampled: bool = False
+    """Also serve requests that set ``temperature > 0`` (they asked for varied answers, so it is opt-in)."""
+
+
 class CacheSettings(_Frozen):
     """Caches are opt-in per key (``apex keys create --cache``) or per request (header ``x-apex-cache: on``)."""
 
     exact: ExactCacheSettings = ExactCacheSettings()
+    semantic: SemanticCacheSettings = SemanticCacheSettings()
+
+
+class CompressionSettings(_Frozen):
+    """Prompt compression (``optimizers.compression``): opt-in per key (``--compress``), per model
+    (``models[].optimize.compression``) or per request (header ``x-apex-compress: on|off``)."""
+
+    min_quality: float = Field(default=1.0, ge=0, le=1)
+    """Share of guarded items (numbers, code, URLs, names, the final question) that must survive, else the
+    original prompt is sent."""
+
+
+class AutoRoutingSettings(_Frozen):
+    """Learned routing between a strong and a cheap model (``optimizers.routing``).
+
+    Requests opt in by asking for ``alias`` as the model, or with a key created with ``--auto-route`` (its
+    requests for ``strong_model`` may be served by ``weak_model``). Hints: header ``x-apex-urgency:
+    high|normal|low`` or ``x-apex-quality-target: 0.95`` (or the same under ``metadata``)."""
+
+    alias: str = Field(default="apex/auto", min_length=1)
+    strong_model: str | None = None
+    """A configured model name: the baseline the savings are measured against."""
+    weak_model: str | None = None
+    """A configured model name: the cheaper model the policy may choose."""
+    policy_file: Path | None = None
+    """Defaults to ``<data.dir>/policies/routing_policy.json`` (written by the ``routing_policy`` asset)."""
+    reload_seconds: float = Field(default=2.0, gt=0)
+    """How often the policy file is checked for a new version (hot reload, no restart)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.strong_model is not None and self.weak_model is not None
+
+
+class OptimizerSettings(_Frozen):
+    compression: CompressionSettings = CompressionSettings()
+    auto_routing: AutoRoutingSettings = AutoRoutingSettings()
 
 
 class LimitSettings(_Frozen):
@@ -313,6 +380,7 @@ class Settings(_Frozen):
     ports: PortSettings = PortSettings()
     limits: LimitSettings = LimitSettings()
     cache: CacheSettings = CacheSettings()
+    optimizers: OptimizerSettings = OptimizerSettings()
     sandbox: SandboxSettings = SandboxSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelRoute, ...] = ()
@@ -343,7 +411,24 @@ class Settings(_Frozen):
                 if name not in model_names:
                     raise ValueError(f"models.{i}.fallbacks: {name!r} is not a configured model")
         _check_fallback_cycles(self.models)
+        auto = self.optimizers.auto_routing
+        for field_name in ("strong_model", "weak_model"):
+            name = getattr(auto, field_name)
+            if name is not None and name not in model_names:
+                raise ValueError(f"optimizers.auto_routing.{field_name}: {name!r} is not a configured model")
+        if (auto.strong_model is None) != (auto.weak_model is None):
+            raise ValueError("optimizers.auto_routing: set both strong_model and weak_model, or neither")
+        if auto.alias in model_names:
+            raise ValueError(f"optimizers.auto_routing.alias: {auto.alias!r} is also a configured model name")
         return self
+
+    @property
+    def semantic_cache_dir(self) -> Path:
+        return self.cache.semantic.dir or self.data.dir / "semantic_cache"
+
+    @property
+    def routing_policy_path(self) -> Path:
+        return self.optimizers.auto_routing.policy_file or self.data.policies_path / "routing_policy.json"
 
     def provider(self, name: str) -> ProviderSettings:
         return next(p for p in self.providers if p.name == name)

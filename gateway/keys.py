@@ -65,7 +65,12 @@ _ADDED_KEY_COLUMNS = {
     "rpm": "INTEGER",
     "tpm": "INTEGER",
     "cache_enabled": "INTEGER NOT NULL DEFAULT 0",
+    "semantic_cache": "TEXT CHECK (semantic_cache IS NULL OR semantic_cache IN ('off', 'on', 'shadow'))",
+    "compression": "INTEGER",
+    "auto_route": "INTEGER NOT NULL DEFAULT 0",
 }
+
+SEMANTIC_CACHE_MODES = ("off", "on", "shadow")
 
 _UNSET: Any = object()
 
@@ -100,6 +105,12 @@ class ApiKey:
     tpm: int | None = None
     cache_enabled: bool = False
     """The key's owner opted in to response caching."""
+    semantic_cache: str | None = None
+    """``on`` (serve verified matches), ``shadow`` (log would-be hits only), ``off``; None = the model's setting."""
+    compression: bool | None = None
+    """Compress this key's prompts (None = the model's setting)."""
+    auto_route: bool = False
+    """Requests for the auto-routing strong model may be served by the weak one when the policy says so."""
 
     @property
     def active(self) -> bool:
@@ -111,6 +122,11 @@ class Team:
     team_id: str
     budget_usd: float | None
     period: str = "total"
+
+
+def _check_semantic_mode(mode: str | None) -> None:
+    if mode is not None and mode not in SEMANTIC_CACHE_MODES:
+        raise ValueError(f"semantic_cache must be one of {', '.join(SEMANTIC_CACHE_MODES)} (got {mode!r})")
 
 
 def _check_limits(budget_usd: float | None, rpm: int | None, tpm: int | None) -> None:
@@ -162,16 +178,21 @@ class KeyStore:
         rpm: int | None = None,
         tpm: int | None = None,
         cache_enabled: bool = False,
+        semantic_cache: str | None = None,
+        compression: bool | None = None,
+        auto_route: bool = False,
     ) -> tuple[ApiKey, str]:
         """Create a key; returns the record and the plain key (shown once, never stored)."""
         _check_limits(budget_usd, rpm, tpm)
+        _check_semantic_mode(semantic_cache)
         check_period(budget_period)
         plain, hint = _new_secret()
         key_id = "key_" + secrets.token_hex(8)
         with self._connect() as db:
             db.execute(
                 "INSERT INTO api_keys (key_id, name, key_hash, key_hint, customer_id, team_id, budget_usd,"
-                " created_at, budget_period, rpm, tpm, cache_enabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, budget_period, rpm, tpm, cache_enabled, semantic_cache, compression, auto_route)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key_id,
                     name,
@@ -185,6 +206,9 @@ class KeyStore:
                     rpm,
                     tpm,
                     int(cache_enabled),
+                    semantic_cache,
+                    None if compression is None else int(compression),
+                    int(auto_route),
                 ),
             )
         return self.get(key_id), plain  # type: ignore[return-value]
@@ -247,6 +271,9 @@ class KeyStore:
         rpm: int | None = _UNSET,
         tpm: int | None = _UNSET,
         cache_enabled: bool = _UNSET,
+        semantic_cache: str | None = _UNSET,
+        compression: bool | None = _UNSET,
+        auto_route: bool = _UNSET,
     ) -> ApiKey | None:
         """Change a key's settings; arguments left out are kept, ``None`` clears a limit."""
         changes: dict[str, Any] = {
@@ -259,14 +286,22 @@ class KeyStore:
                 rpm=rpm,
                 tpm=tpm,
                 cache_enabled=cache_enabled,
+                semantic_cache=semantic_cache,
+                compression=compression,
+                auto_route=auto_route,
             ).items()
             if v is not _UNSET
         }
         _check_limits(changes.get("budget_usd"), changes.get("rpm"), changes.get("tpm"))
         if "budget_period" in changes:
             check_period(changes["budget_period"])
-        if "cache_enabled" in changes:
-            changes["cache_enabled"] = int(bool(changes["cache_enabled"]))
+        if "semantic_cache" in changes:
+            _check_semantic_mode(changes["semantic_cache"])
+        for flag in ("cache_enabled", "auto_route"):
+            if flag in changes:
+                changes[flag] = int(bool(changes[flag]))
+        if changes.get("compression") is not None:
+            changes["compression"] = int(bool(changes["compression"]))
         if changes:
             assigns = ", ".join(f"{column} = ?" for column in changes)  # column names come from the signature
             with self._connect() as db:
@@ -390,4 +425,7 @@ def _row_to_key(row: sqlite3.Row) -> ApiKey:
         rpm=row["rpm"],
         tpm=row["tpm"],
         cache_enabled=bool(row["cache_enabled"]),
+        semantic_cache=row["semantic_cache"],
+        compression=None if row["compression"] is None else bool(row["compression"]),
+        auto_route=bool(row["auto_route"]),
     )

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.calls import CallRecord
-from gateway.chat import StreamSession, attribute, run_chat
+from gateway.chat import StreamSession, attribute, optimizer_headers, run_chat
 from gateway.errors import ApexError
 from gateway.inbound import read_json_body
 from gateway.state import GatewayState
@@ -68,10 +68,8 @@ async def chat_completions(request: Request) -> Response:
     try:
         body = await read_json_body(request, state.settings.gateway.max_body_bytes)
         attribute(call, request, body)
-        outcome = await run_chat(state, call, body, cache_mode=request.headers.get("x-apex-cache"))
-        headers = {"x-request-id": call.request_id}
-        if call.cache_status:
-            headers["x-apex-cache"] = "hit" if call.cache_status.startswith("hit") else call.cache_status
+        outcome = await run_chat(state, call, body, headers=request.headers)
+        headers = optimizer_headers(call)
         if isinstance(outcome, StreamSession):
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             streaming = True
@@ -101,6 +99,9 @@ async def list_models(request: Request) -> Response:
     data = [
         {"id": m.name, "object": "model", "created": 0, "owned_by": f"apex:{m.provider}"} for m in state.settings.models
     ]
+    auto = state.settings.optimizers.auto_routing
+    if auto.enabled:
+        data.append({"id": auto.alias, "object": "model", "created": 0, "owned_by": "apex:auto-routing"})
     return Response(
         orjson.dumps({"object": "list", "data": data}), media_type=JSON, headers={"x-request-id": request_id}
     )

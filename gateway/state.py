@@ -23,6 +23,7 @@ from gateway.inbound import bearer_token
 from gateway.keys import ApiKey, KeyStore
 from gateway.limits import Limiter, build_store
 from gateway.metrics import GatewayMetrics
+from gateway.optimize import Optimizers
 from gateway.pricing import PriceTable
 from gateway.providers import Provider, build_provider
 from gateway.routing.dispatch import Dispatcher
@@ -49,6 +50,10 @@ class GatewayState:
     master_key: MasterKey | None = None
     cache: ExactCache | None = None
     limiter: Limiter | None = None
+    optimizers: Optimizers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.optimizers = Optimizers(self.settings)
 
     async def start(self) -> None:
         s = self.settings
@@ -71,6 +76,7 @@ class GatewayState:
         self.providers = {p.name: build_provider(p, self.transport) for p in s.providers}
         self.dispatcher = Dispatcher(s, self.providers, self.metrics)
         await self.dispatcher.start()
+        await self.optimizers.start()
         # load the tokenizer now rather than on the first request that needs an estimate
         await asyncio.to_thread(count_text_tokens, "warm up")
         self._flusher = asyncio.create_task(self._flush_spend_forever())
@@ -94,6 +100,7 @@ class GatewayState:
         self._collector.cancel()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        await self.optimizers.stop()
         for p in self.providers.values():
             await p.close()
         if self.transport is not None:

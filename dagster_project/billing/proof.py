@@ -180,7 +180,7 @@ def prove_lines(
 
 
 def _event_schema() -> pa.Schema:
-    return pa.schema([EVENT_SCHEMA.field(c) for c in (*_EVENT_COLUMNS, "cache_status")])
+    return pa.schema([EVENT_SCHEMA.field(c) for c in (*_EVENT_COLUMNS, "cache_status", "baseline_model")])
 
 
 def _parquet_files(root: Path) -> list[Path]:
@@ -291,9 +291,12 @@ def _event_savings(
         if price is None:
             return _UnknownPrice(f"event {ev['event_id']}: served model {served!r} not in {table.version}")
         return (ev["compression_tokens_saved"] or 0) * price.input_cost_per_token
-    baseline = table.price(to_price_name(requested) if requested else requested, prompt, completion, cached)
+    # v2 events name the baseline's price-table model (an ``apex/auto`` request is measured against the strong
+    # model); v1 events are mapped through the gateway's routes
+    baseline_name = ev.get("baseline_model") or (to_price_name(requested) if requested else requested)
+    baseline = table.price(baseline_name, prompt, completion, cached)
     if baseline.cost_usd is None:
-        return _UnknownPrice(f"event {ev['event_id']}: requested model {requested!r} not in {table.version}")
+        return _UnknownPrice(f"event {ev['event_id']}: baseline model {baseline_name!r} not in {table.version}")
     if lever == "cache":
         return baseline.cost_usd
     served_cost = table.price(served, prompt, completion, cached)

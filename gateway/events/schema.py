@@ -1,11 +1,14 @@
-"""Event contract v1: one row per call the gateway accepted, written to Parquet.
+"""Event contract v2: one row per call the gateway accepted, written to Parquet.
 
 This module is the single source of truth for the event schema. The analytics side (dbt source
 ``gateway.events``, the great-expectations check, the dashboard) reads files written against it; bump
 ``SCHEMA_VERSION`` and add a column (never rename or retype one) when it changes.
 
 Files: ``<events_dir>/date=YYYY-MM-DD/hour=HH/events-<gateway_id>-<seq>.parquet`` (UTC, by ``ts_start``),
-plus one zero-row ``_schema_v1.parquet`` at the root so readers always find the columns.
+plus one zero-row ``_schema_v<N>.parquet`` at the root so readers always find the columns.
+
+History: v2 (the optimizers) added ``cache_match_id``, ``compression_status`` and ``baseline_model``; files written
+by a v1 gateway lack them and read as null (readers use ``union_by_name``).
 
 Field by field (nullable unless marked *required*):
 
@@ -68,15 +71,24 @@ latency (milliseconds)
   upstream_latency_ms     float64. Time spent waiting on the provider.
   gateway_overhead_ms     float64. latency_ms − upstream_latency_ms.
 
-optimizations (empty until the optimizer levers ship)
+optimizations (null when no optimizer was asked to act on the call)
   cache_status            string. ``miss`` | ``hit_exact`` | ``hit_semantic`` | ``shadow_hit`` | ``bypass``.
-  cache_similarity        float64. Similarity of the semantic-cache match.
-  compression_tokens_saved int64. Prompt tokens removed by compression.
-  routing_decision        string. Why the served model was chosen.
-  policy_version          string. Version of the routing/optimization policy applied.
-  savings_cache_usd       float64. Savings claimed by lever, vs. the baseline model.
-  savings_routing_usd     float64.
-  savings_compression_usd float64.
+                          ``shadow_hit``: the semantic cache had a verified match but is in shadow mode, so the
+                          call went upstream; ``bypass``: opted in but not eligible (e.g. multi-turn, sampled).
+  cache_similarity        float64. Cosine similarity of the semantic cache's best candidate (hits, shadow hits
+                          and rejected candidates alike, so precision can be judged before serving).
+  cache_match_id          string. (v2) Entry id of that candidate.
+  compression_tokens_saved int64. Prompt tokens removed by compression (0 when the guard sent the original).
+  compression_status      string. (v2) ``compressed`` | ``unchanged`` | ``fallback: <reason>``.
+  routing_decision        string. Why the served model was chosen: learned routing's decision (``auto: weak,
+                          score 0.31 < 0.42 at target 0.95``) or the dispatcher's retries/fallbacks.
+  policy_version          string. Version of the routing policy that decided (``policy_version`` in its file).
+  baseline_model          string. (v2) Price-table name of the model the request asked for, the savings baseline
+                          (for ``apex/auto``, the strong model).
+  savings_cache_usd       float64. Savings claimed by lever, vs. the baseline model: a cache hit saves the
+                          baseline cost of the answer served.
+  savings_routing_usd     float64. baseline-model cost − served-model cost for the same tokens.
+  savings_compression_usd float64. compression_tokens_saved × the served model's input price.
 
 content (privacy)
   prompt_hash             string. sha256 of the canonical JSON of the messages (always written).
@@ -97,7 +109,7 @@ __all__ = [
     "empty_event",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -149,6 +161,9 @@ EVENT_SCHEMA = pa.schema(
         pa.field("savings_cache_usd", pa.float64()),
         pa.field("savings_routing_usd", pa.float64()),
         pa.field("savings_compression_usd", pa.float64()),
+        pa.field("cache_match_id", pa.string()),
+        pa.field("compression_status", pa.string()),
+        pa.field("baseline_model", pa.string()),
         pa.field("prompt_hash", pa.string()),
         pa.field("prompt_text", pa.string()),
     ],

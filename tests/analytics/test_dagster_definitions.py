@@ -83,7 +83,7 @@ def test_apex_all_materializes_everything_and_passes_every_check(synthetic_event
         if e.asset_key == dg.AssetKey("raw_gateway_events")
     )
     assert raw_meta["row_count"].value == 20_000 + pq.read_metadata(synthetic_events.replayed).num_rows
-    assert raw_meta["file_count"].value == len(synthetic_events.files) + 2  # + replay + _schema_v1
+    assert raw_meta["file_count"].value == len(synthetic_events.files) + 2  # + replay + _schema_v<N>
 
     checks = _check_evaluations(result)
     assert RAW_CHECK in checks

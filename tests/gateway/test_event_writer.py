@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pyarrow.parquet as pq
 
-from gateway.events.schema import EVENT_SCHEMA, empty_event
+from gateway.events.schema import EVENT_SCHEMA, SCHEMA_VERSION, empty_event
 from gateway.events.writer import EventWriter
 
 
@@ -42,7 +42,7 @@ def test_partitions_by_date_and_hour_and_writes_the_schema_file(tmp_path):
     w.close()
     dirs = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("date=*/hour=*"))
     assert dirs == ["date=2026-11-28/hour=13", "date=2026-11-28/hour=14", "date=2026-11-29/hour=13"]
-    assert pq.read_schema(tmp_path / "_schema_v1.parquet").equals(EVENT_SCHEMA, check_metadata=False)
+    assert pq.read_schema(tmp_path / f"_schema_v{SCHEMA_VERSION}.parquet").equals(EVENT_SCHEMA, check_metadata=False)
     assert not list(tmp_path.rglob("*.tmp"))
     assert w.snapshot()["written"] == 3
 

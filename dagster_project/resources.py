@@ -25,6 +25,10 @@ class ApexDataResource(dg.ConfigurableResource):
     warehouse_path: str
     validation_runs_dir: str = ""
     """Empty = ``validation_runs`` beside the events directory (``<data dir>/validation_runs``)."""
+    data_dir: str = ""
+    """Empty = the events directory's parent."""
+    routing_policy_file: str = ""
+    """Where the gateway reads the routing policy; empty = ``<data dir>/policies/routing_policy.json``."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApexDataResource:
@@ -32,11 +36,34 @@ class ApexDataResource(dg.ConfigurableResource):
             events_dir=str(settings.data.events_path.expanduser().resolve()),
             warehouse_path=str(settings.data.warehouse_path.expanduser().resolve()),
             validation_runs_dir=str(runs_dir_for(settings.data.dir).expanduser().resolve()),
+            data_dir=str(settings.data.dir.expanduser().resolve()),
+            routing_policy_file=str(settings.routing_policy_path.expanduser().resolve()),
         )
 
     @property
     def events_path(self) -> Path:
         return Path(self.events_dir)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else self.events_path.parent
+
+    @property
+    def policies_path(self) -> Path:
+        """Policy files and the tables they are trained from (``<data dir>/policies``)."""
+        return self.data_path / "policies"
+
+    @property
+    def routing_policy_path(self) -> Path:
+        """The policy file the gateway hot-reloads."""
+        if self.routing_policy_file:
+            return Path(self.routing_policy_file)
+        return self.policies_path / "routing_policy.json"
+
+    @property
+    def feedback_path(self) -> Path:
+        """Graded calls for the routing feedback table (``<data dir>/feedback``)."""
+        return self.data_path / "feedback"
 
     @property
     def validation_runs_path(self) -> Path:

@@ -466,6 +466,13 @@ models:
   - {name: gemini-2.5-flash, provider: simulated}
   # A fine-tuned alias with no public price: its cost is recorded as unknown (never $0).
   - {name: acme-ft-support-v2, provider: simulated}
+optimizers:
+  # Ask for model "apex/auto" (or create a key with --auto-route) and the learned routing policy picks the strong
+  # or the cheap model per prompt; savings are measured against the strong one. The policy file is written by the
+  # routing_policy Dagster asset and hot-reloaded.
+  auto_routing:
+    strong_model: gpt-4o
+    weak_model: gpt-4o-mini
 """
 
 

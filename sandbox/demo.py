@@ -1,7 +1,8 @@
 """``apex demo``: the whole product path on one machine, offline, with no API keys.
 
-gateway (simulated providers) → workload via the openai SDK → graceful SIGTERM (events flushed) →
-materialize every Dagster asset (dbt marts + checks) → leave ``dagster dev`` and the dashboard running.
+train the routing policy (Dagster, once) → gateway (simulated providers) → workload via the openai SDK, with
+every optimizer in play → graceful SIGTERM (events flushed) → materialize every Dagster asset (dbt marts +
+checks) → leave ``dagster dev`` and the dashboard running.
 """
 
 from __future__ import annotations
@@ -58,8 +59,44 @@ def _child_env(settings: Settings, config: Path | None) -> dict[str, str]:
     return env
 
 
+STEPS = 6
+
+
 def _step(n: int, text: str) -> None:
-    console.print(f"\n[bold cyan][{n}/5][/bold cyan] {text}")
+    console.print(f"\n[bold cyan][{n}/{STEPS}][/bold cyan] {text}")
+
+
+def _dagster(args: list[str], env: dict[str, str], log_path: Path) -> int:
+    with open(log_path, "wb") as log:
+        proc = subprocess.run(
+            [_bin("dagster"), *args, "-m", "dagster_project.definitions"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    return proc.returncode
+
+
+def _train_routing_policy(settings: Settings, env: dict[str, str], data_dir: Path) -> bool:
+    """The gateway's ``apex/auto`` needs a policy: materialize the optimizer assets unless one exists."""
+    policy = settings.routing_policy_path
+    if not settings.optimizers.auto_routing.enabled:
+        console.print("  learned routing is not configured (optimizers.auto_routing); skipped")
+        return True
+    if policy.is_file():
+        console.print(f"  using the existing policy {policy} (materialize routing_policy in Dagster to retrain)")
+        return True
+    log_path = data_dir / "run" / "routing_policy.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with console.status("dagster asset materialize --select routing_feedback,routing_policy (embeds ~9k prompts)"):
+        code = _dagster(["asset", "materialize", "--select", "routing_feedback,routing_policy"], env, log_path)
+    if code != 0 or not policy.is_file():
+        console.print(f"[red]training the routing policy failed (exit {code}); see {log_path}[/red]")
+        return False
+    console.print(f"  policy written to {policy}")
+    return True
 
 
 def _record_replay(
@@ -108,7 +145,11 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
         return 1
     t_start = time.monotonic()
 
-    _step(1, f"starting the gateway on http://127.0.0.1:{gw_port} with simulated providers")
+    _step(1, "training the learned routing policy (Dagster assets routing_feedback → routing_policy)")
+    if not _train_routing_policy(settings, env, data_dir):
+        return 1
+
+    _step(2, f"starting the gateway on http://127.0.0.1:{gw_port} with simulated providers")
     before = count_events(settings.data.events_path)
     gw = start_service("gateway", [_bin("apex"), "gateway", "--port", str(gw_port)], data_dir, env=env)
     try:
@@ -120,7 +161,7 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
     store = KeyStore(settings.data.gateway_db_path)
     keys = {c: store.create(f"demo-{c}", customer_id=c)[1] for c in CUSTOMERS}
 
-    _step(2, f"sending {requests} calls through it with the openai SDK")
+    _step(3, f"sending {requests} calls through it with the openai SDK")
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -139,7 +180,7 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
     runs = _record_replay(settings, data_dir, result.by_customer, replay_start, replay_end)
     console.print(f"  recorded the replay as {len(runs)} metered validation run(s) on {settings.sandbox.instance_type}")
 
-    _step(3, "stopping the gateway gracefully (SIGTERM) so every event is flushed to Parquet")
+    _step(4, "stopping the gateway gracefully (SIGTERM) so every event is flushed to Parquet")
     os.killpg(gw.pid, signal.SIGTERM)
     code = gw.wait(60)
     (data_dir / "run" / "gateway.pid").unlink(missing_ok=True)
@@ -150,27 +191,19 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
         console.print(f"[red]expected {result.sent} events; see {data_dir / 'run' / 'gateway.log'}[/red]")
         return 1
 
-    _step(4, "materializing every Dagster asset (raw events → dbt marts, with checks)")
+    _step(5, "materializing every Dagster asset (raw events → dbt marts, with checks)")
     with console.status("dagster job execute -j apex_all (dbt build + great-expectations checks) ..."):
         log_path = data_dir / "run" / "materialize.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.run(
-                [_bin("dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j", "apex_all"],
-                cwd=REPO_ROOT,
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-    if proc.returncode != 0:
-        console.print(f"[red]materialization failed (exit {proc.returncode}); see {log_path}[/red]")
+        code = _dagster(["job", "execute", "-j", "apex_all"], env, log_path)
+    if code != 0:
+        console.print(f"[red]materialization failed (exit {code}); see {log_path}[/red]")
         return 1
     console.print(f"  marts built in {settings.data.warehouse_path}")
 
     if not serve:
         console.print(f"\n[green]demo finished in {time.monotonic() - t_start:.0f}s[/green] (services not started)")
         return 0
-    _step(5, "starting dagster dev and the dashboard")
+    _step(6, "starting dagster dev and the dashboard")
     dag = start_service(
         "dagster",
         [

@@ -1,9 +1,15 @@
 """A realistic simulated workload, sent through the gateway with the official ``openai`` SDK.
 
 Several customers, each with users and product features, asking for a mix of models; some calls stream, some
-set ``max_tokens``, a fifth are frequently asked questions sent with the exact cache on, a few ask for a model
-that is not configured (to show errors in the marts), and one customer uses a fine-tuned alias that is missing
-from the price table (cost flagged unknown, never $0).
+set ``max_tokens``, a few ask for a model that is not configured (to show errors in the marts), and one customer
+uses a fine-tuned alias that is missing from the price table (cost flagged unknown, never $0). The optimizers
+each get their share:
+
+- exact cache: frequently asked questions repeated word for word (``x-apex-cache: on``);
+- semantic cache: the same questions reworded (``x-apex-semantic-cache: on``; Globex runs it in ``shadow``
+  mode, so its would-be hits are logged, not served);
+- compression: few-shot prompts with repeated boilerplate and ragged whitespace (``x-apex-compress: on``);
+- learned routing: Initech's SQL assistant asks for ``apex/auto`` with easy and hard questions.
 """
 
 from __future__ import annotations
@@ -65,6 +71,43 @@ _FAQ = [
     "Which regions do you host data in?",
     "How do I add a teammate to my workspace?",
 ]
+# Rewordings of the FAQ: what users type when they do not copy-paste (the semantic cache's business).
+_FAQ_REWORDED = [
+    ["How can I reset my password?", "How do I change my password if I forgot it?", "How to reset my password?"],
+    ["What are the support hours?", "When is your support team available?", "What hours is support open?"],
+    ["How can I export my invoices to CSV?", "How do I download my invoices as a CSV file?"],
+    ["In which regions is my data hosted?", "Which regions do you store data in?"],
+    ["How can I add a teammate to my workspace?", "How do I invite a colleague to my workspace?"],
+]
+_SEMANTIC_MODE = {"cust_globex": "shadow"}
+# Few-shot prompts: worked examples under a repeated instruction, as prompt templates often produce them.
+_SHOTS = [
+    ("Tom has 3 boxes of 12 pencils and gives away 7. How many pencils are left?", "3 * 12 = 36; 36 - 7 = 29."),
+    ("A train travels 60 km per hour for 2.5 hours. How far does it go?", "60 * 2.5 = 150 km."),
+    ("Sara buys 4 notebooks at $2.50 each and pays with $20. What is her change?", "4 * 2.50 = 10; 20 - 10 = 10."),
+    ("A recipe needs 3 eggs per cake. How many eggs for 7 cakes?", "3 * 7 = 21 eggs."),
+    ("There are 28 students and each table seats 4. How many tables are needed?", "28 / 4 = 7 tables."),
+    ("A shirt costs $40 and is 25% off. What is the sale price?", "40 * 0.25 = 10; 40 - 10 = 30."),
+]
+_FEW_SHOT_QUESTIONS = [
+    "A farmer has 17 cows and buys 3 times as many sheep. How many animals does he have?",
+    "A tank holds 240 litres and drains 15 litres per minute. How long until it is empty?",
+    "Mia reads 18 pages a day. How many pages does she read in 3 weeks?",
+]
+# Questions for apex/auto: short lookups a cheap model answers, and multi-step reasoning that needs the strong one.
+_AUTO_EASY = [
+    "What is the capital of France?",
+    "Translate 'good morning' into Spanish.",
+    "List three primary colours.",
+    "What does SQL stand for?",
+]
+_AUTO_HARD = [
+    "Write a SQL query that returns, for each customer, the longest streak of consecutive months with at least one "
+    "order, handling gaps and customers with a single order, and explain why it is correct.",
+    "Prove that the sum of the first n odd numbers is n squared, then generalise to arithmetic series.",
+    "A store's revenue grew 12% in Q1, fell 8% in Q2 and grew 5% in Q3. If Q3 revenue was $1,234,000, what was "
+    "revenue before Q1? Show each step and check the answer.",
+]
 _TOPICS = [
     "a process and a thread",
     "TCP and UDP",
@@ -72,6 +115,12 @@ _TOPICS = [
     "OLTP and OLAP",
     "caching and memoisation",
 ]
+
+
+def _few_shot(rng: random.Random) -> str:
+    instruction = "Solve the following math word problem.   Show the arithmetic.\n\n"
+    blocks = [f"{instruction}Question:  {q}\nAnswer:   {a}\n\n\n" for q, a in rng.sample(_SHOTS, 4)]
+    return "".join(blocks) + f"{instruction}Question:  {rng.choice(_FEW_SHOT_QUESTIONS)}\nAnswer:"
 
 
 def _prompt(rng: random.Random) -> str:
@@ -125,9 +174,25 @@ async def run_workload(
                     "content": f"You are the {rng.choice(profile['features'])} assistant. Be concise and accurate.",
                 },
             )
-        faq = rng.random() < 0.2
+        lever = rng.random()
+        headers: dict[str, str] = {}
+        faq = lever < 0.12
         if faq:
             model, messages = profile["models"][0], [{"role": "user", "content": rng.choice(_FAQ)}]
+            headers["x-apex-cache"] = "on"
+        elif lever < 0.27:
+            # the original wording and its rewordings: the first asked fills the cache, the others can hit it
+            group = rng.randrange(len(_FAQ))
+            text = rng.choice([_FAQ[group], *_FAQ_REWORDED[group]])
+            model, messages = profile["models"][0], [{"role": "user", "content": text}]
+            headers["x-apex-semantic-cache"] = _SEMANTIC_MODE.get(customer, "on")
+        elif lever < 0.37:
+            model, messages = profile["models"][0], [{"role": "user", "content": _few_shot(rng)}]
+            headers["x-apex-compress"] = "on"
+        elif lever < 0.52 and customer == "cust_initech":
+            model = "apex/auto"
+            text = rng.choice(_AUTO_EASY) if rng.random() < 0.5 else rng.choice(_AUTO_HARD)
+            messages = [{"role": "user", "content": text}]
         stream = rng.random() < 0.3
         kwargs = {
             "model": model,
@@ -136,11 +201,10 @@ async def run_workload(
             "extra_headers": {
                 "x-apex-feature": rng.choice(profile["features"]),
                 "x-apex-tags": f"demo,{customer}",
+                **headers,
             },
         }
-        if faq:
-            kwargs["extra_headers"]["x-apex-cache"] = "on"
-        elif rng.random() < 0.25:
+        if not headers and rng.random() < 0.25:
             kwargs["max_tokens"] = rng.choice([64, 128, 256])
         async with sem:
             result.sent += 1

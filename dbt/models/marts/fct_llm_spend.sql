@@ -70,6 +70,10 @@ final as (
 
         cache_status,
         coalesce(cache_status like 'hit%', false) as is_cache_hit,
+        cache_similarity,
+        cache_match_id,
+        compression_status,
+        baseline_model,
 
         -- what fct_savings re-derives each lever's claim from
         input_cost_per_token,

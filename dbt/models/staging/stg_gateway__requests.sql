@@ -88,6 +88,10 @@ renamed as (
         cast(savings_cache_usd as double) as savings_cache_usd,
         cast(savings_routing_usd as double) as savings_routing_usd,
         cast(savings_compression_usd as double) as savings_compression_usd,
+        -- event contract v2 (v1 files read these as null)
+        cache_match_id,
+        compression_status,
+        baseline_model,
 
         prompt_hash
 

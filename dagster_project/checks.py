@@ -36,6 +36,7 @@ _NON_NEGATIVE = (
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "cache_write_tokens",
     "total_tokens",
     "cost_usd",
     "baseline_cost_usd",

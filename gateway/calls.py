@@ -89,7 +89,9 @@ class CallRecord:
         if u is not None and self.cache_hit:
             self.priced = Priced(0.0, None)  # nothing was bought: the answer came from the cache
         elif u is not None:
-            self.priced = prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+            self.priced = prices.price(
+                self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
+            )
         return self.priced
 
     def fail(self, err: ApexError) -> None:
@@ -150,15 +152,20 @@ class CallRecord:
             prompt_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens,
             cached_tokens=u.cached_tokens,
+            cache_write_tokens=u.cache_write_tokens,
             total_tokens=u.prompt_tokens + u.completion_tokens,
             price_table_version=prices.version,
         )
-        served = self.priced or prices.price(self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+        served = self.priced or prices.price(
+            self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
+        )
         # the baseline is what the model the client asked for would have cost for the same tokens
         if self.baseline_price_model == self.price_model and not self.cache_hit:
             baseline = served
         else:
-            baseline = prices.price(self.baseline_price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+            baseline = prices.price(
+                self.baseline_price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
+            )
         ev["cost_usd"] = served.cost_usd
         ev["baseline_cost_usd"] = baseline.cost_usd
         if self.cache_hit:
@@ -172,3 +179,4 @@ class CallRecord:
             ev["input_cost_per_token"] = served.price.input_cost_per_token
             ev["output_cost_per_token"] = served.price.output_cost_per_token
             ev["cache_read_cost_per_token"] = served.price.cache_read_cost_per_token
+            ev["cache_write_cost_per_token"] = served.price.cache_write_cost_per_token

@@ -110,7 +110,7 @@ def _answer_bytes(answer: CachedAnswer) -> bytes:
     return orjson.dumps(
         {
             "body": answer.body.decode(),
-            "usage": [u.prompt_tokens, u.completion_tokens, u.cached_tokens] if u is not None else None,
+            "usage": [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens] if u else None,
             "model": answer.model,
             "finish_reason": answer.finish_reason,
             "created": answer.created,

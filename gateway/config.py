@@ -302,8 +302,8 @@ class CompressionSettings(_Frozen):
     (``models[].optimize.compression``) or per request (header ``x-apex-compress: on|off``)."""
 
     min_quality: float = Field(default=1.0, ge=0, le=1)
-    """Share of guarded items (numbers, code, URLs, names, the final question) that must survive, else the
-    original prompt is sent."""
+    """Share of named entities that must survive, else the original prompt is sent. Numbers, code blocks, URLs,
+    the final question and tool calls must always survive, whatever this says."""
 
 
 class AutoRoutingSettings(_Frozen):

@@ -40,8 +40,9 @@ from gateway.config import ModelRoute, Settings
 from gateway.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from optimizers.routing import RoutingDecision, RoutingPolicy
     from optimizers.semantic_cache import CacheMatch, SemanticCache
+
+    from optimizers.routing import RoutingDecision, RoutingPolicy
 
 __all__ = ["Hints", "Optimizers", "PolicyHolder", "semantic_key"]
 

@@ -36,6 +36,12 @@ class ModelPrice:
     input_cost_per_token: float
     output_cost_per_token: float
     cache_read_cost_per_token: float
+    cache_write_cost_per_token: float = None  # type: ignore[assignment]
+    """Defaults to the input price (providers without prompt-cache writes)."""
+
+    def __post_init__(self) -> None:
+        if self.cache_write_cost_per_token is None:
+            object.__setattr__(self, "cache_write_cost_per_token", self.input_cost_per_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +73,13 @@ class PriceTable:
             out = entry.get("output_cost_per_token")
             if not isinstance(inp, int | float) or not isinstance(out, int | float):
                 continue
-            cache = entry.get("cache_read_input_token_cost")
+            read = entry.get("cache_read_input_token_cost")
+            write = entry.get("cache_creation_input_token_cost")
             prices[name] = ModelPrice(
-                float(inp), float(out), float(cache) if isinstance(cache, int | float) else float(inp)
+                float(inp),
+                float(out),
+                float(read) if isinstance(read, int | float) else float(inp),
+                float(write) if isinstance(write, int | float) else float(inp),
             )
         digest = hashlib.sha256(raw_bytes).hexdigest()[:12]
         return cls(prices, f"litellm-{package_version}-{digest}")
@@ -90,14 +100,24 @@ class PriceTable:
     def __contains__(self, model: str) -> bool:
         return self.lookup(model) is not None
 
-    def price(self, model: str | None, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Priced:
+    def price(
+        self,
+        model: str | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> Priced:
+        """List cost: plain input + cache reads + cache writes (each at its own rate) + output."""
         p = self.lookup(model)
         if p is None:
             return Priced(None, None)
         cached = min(max(cached_tokens, 0), prompt_tokens)
+        written = min(max(cache_write_tokens, 0), prompt_tokens - cached)
         cost = (
-            (prompt_tokens - cached) * p.input_cost_per_token
+            (prompt_tokens - cached - written) * p.input_cost_per_token
             + cached * p.cache_read_cost_per_token
+            + written * p.cache_write_cost_per_token
             + completion_tokens * p.output_cost_per_token
         )
         return Priced(round(cost, 12), p)

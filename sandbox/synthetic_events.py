@@ -276,6 +276,12 @@ def _events_table(
     tokens_saved = (prompt * rng.uniform(0.1, 0.4, n)).astype(np.int64)
     columns["compression_tokens_saved"] = _nullable(tokens_saved, ~compressed)
     columns["savings_compression_usd"] = _nullable(tokens_saved * in_price, ~compressed)
+    # v2 columns: model names as the baseline; no prompt-cache writes; compression always succeeded
+    columns["baseline_model"] = _pick(_MODELS, requested)
+    columns["cache_write_tokens"] = _nullable(np.zeros(n, dtype=np.int64), no_tokens)
+    columns["cache_write_cost_per_token"] = _nullable(in_price, ~priced)
+    columns["compression_status"] = _constant("compressed", n, ~compressed)
+    columns["cache_match_id"] = pa.nulls(n, pa.string())
     arrays = [columns[f.name].cast(f.type) for f in EVENT_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
 

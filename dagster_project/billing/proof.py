@@ -49,6 +49,7 @@ _EVENT_COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "cache_write_tokens",
     "compression_tokens_saved",
     "price_table_version",
 )
@@ -285,6 +286,7 @@ def _event_savings(
     lever: str, ev: Mapping[str, Any], table: PriceTable, to_price_name: Callable[[str], str]
 ) -> float | str:
     prompt, completion, cached = (ev["prompt_tokens"] or 0), (ev["completion_tokens"] or 0), (ev["cached_tokens"] or 0)
+    written = ev.get("cache_write_tokens") or 0
     requested, served = ev["requested_model"], ev["served_model"]
     if lever == "compression":
         price = table.lookup(served)
@@ -294,12 +296,12 @@ def _event_savings(
     # v2 events name the baseline's price-table model (an ``apex/auto`` request is measured against the strong
     # model); v1 events are mapped through the gateway's routes
     baseline_name = ev.get("baseline_model") or (to_price_name(requested) if requested else requested)
-    baseline = table.price(baseline_name, prompt, completion, cached)
+    baseline = table.price(baseline_name, prompt, completion, cached, written)
     if baseline.cost_usd is None:
         return _UnknownPrice(f"event {ev['event_id']}: baseline model {baseline_name!r} not in {table.version}")
     if lever == "cache":
         return baseline.cost_usd
-    served_cost = table.price(served, prompt, completion, cached)
+    served_cost = table.price(served, prompt, completion, cached, written)
     if served_cost.cost_usd is None:
         return _UnknownPrice(f"event {ev['event_id']}: served model {served!r} not in {table.version}")
     return baseline.cost_usd - served_cost.cost_usd

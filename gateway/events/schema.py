@@ -7,7 +7,8 @@ This module is the single source of truth for the event schema. The analytics si
 Files: ``<events_dir>/date=YYYY-MM-DD/hour=HH/events-<gateway_id>-<seq>.parquet`` (UTC, by ``ts_start``),
 plus one zero-row ``_schema_v<N>.parquet`` at the root so readers always find the columns.
 
-History: v2 (the optimizers) added ``cache_match_id``, ``compression_status`` and ``baseline_model``; files written
+History: v2 added ``cache_match_id``, ``compression_status``, ``baseline_model`` (the optimizers) and
+``cache_write_tokens``, ``cache_write_cost_per_token`` (Anthropic prompt-cache writes); files written
 by a v1 gateway lack them and read as null (readers use ``union_by_name``).
 
 Field by field (nullable unless marked *required*):
@@ -49,6 +50,8 @@ tokens
   prompt_tokens           int64. Input tokens (including cached ones).
   completion_tokens       int64. Output tokens.
   cached_tokens           int64. Input tokens the provider served from its prompt cache.
+  cache_write_tokens      int64. (v2) Input tokens written to the provider's prompt cache (Anthropic), billed at
+                          the cache-write rate. Plain input = prompt − cached − cache_write.
   total_tokens            int64. prompt + completion.
   usage_source            *required* string. ``provider`` (reported by the upstream), ``estimated``
                           (counted with tiktoken by the gateway) or ``none`` (no tokens, e.g. rejected).
@@ -64,6 +67,7 @@ money (USD)
   input_cost_per_token    float64. Unit prices used, so a line can be re-derived by hand.
   output_cost_per_token   float64.
   cache_read_cost_per_token float64.
+  cache_write_cost_per_token float64. (v2)
 
 latency (milliseconds)
   latency_ms              float64. Request received → last byte sent.
@@ -164,6 +168,8 @@ EVENT_SCHEMA = pa.schema(
         pa.field("cache_match_id", pa.string()),
         pa.field("compression_status", pa.string()),
         pa.field("baseline_model", pa.string()),
+        pa.field("cache_write_tokens", pa.int64()),
+        pa.field("cache_write_cost_per_token", pa.float64()),
         pa.field("prompt_hash", pa.string()),
         pa.field("prompt_text", pa.string()),
     ],

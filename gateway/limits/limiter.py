@@ -82,7 +82,9 @@ class Limiter:
         if price is None:
             usd = (prompt + completion) * self.settings.unknown_model_price_per_token
         else:
-            usd = prompt * price.input_cost_per_token + completion * price.output_cost_per_token
+            # a prompt token may be written to the provider's prompt cache, which costs more than plain input
+            per_prompt_token = max(price.input_cost_per_token, price.cache_write_cost_per_token)
+            usd = prompt * per_prompt_token + completion * price.output_cost_per_token
         return usd, prompt + completion
 
     async def admit(

@@ -14,6 +14,10 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    """Input tokens read from the provider's prompt cache (billed at the cache-read price)."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the provider's prompt cache (Anthropic ``cache_creation_input_tokens``, billed at
+    the cache-write price, 1.25x input for 5-minute writes). Carried in the canonical usage under the same name."""
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage | None:
@@ -24,6 +28,7 @@ class Usage:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+            cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
         )
 
 

@@ -62,6 +62,8 @@ def usage_from_anthropic(u: dict[str, Any]) -> dict[str, Any]:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cache_read},
+        # not an OpenAI field (clients ignore it): cache writes cost more than plain input, so keep them apart
+        "cache_creation_input_tokens": cache_write,
     }
 
 
@@ -69,11 +71,12 @@ def usage_to_anthropic(u: dict[str, Any] | None) -> dict[str, Any]:
     u = u or {}
     details = u.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    written = int(u.get("cache_creation_input_tokens") or 0)
     return {
-        "input_tokens": max(int(u.get("prompt_tokens") or 0) - cached, 0),
+        "input_tokens": max(int(u.get("prompt_tokens") or 0) - cached - written, 0),
         "output_tokens": int(u.get("completion_tokens") or 0),
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": written,
     }
 
 

@@ -42,10 +42,18 @@ def price(model: str) -> dict:
     return json.loads(litellm_price_file().read_text())[model]
 
 
-def expected_cost(model: str, prompt: int, completion: int, cached: int = 0) -> float:
+def expected_cost(model: str, prompt: int, completion: int, cached: int = 0, written: int = 0) -> float:
+    """List cost straight from litellm's JSON: plain input, cache reads, cache writes and output at their rates."""
     p = price(model)
     cache_read = p.get("cache_read_input_token_cost") or p["input_cost_per_token"]
-    return (prompt - cached) * p["input_cost_per_token"] + cached * cache_read + completion * p["output_cost_per_token"]
+    cache_write = p.get("cache_creation_input_token_cost") or p["input_cost_per_token"]
+    plain = prompt - cached - written
+    return (
+        plain * p["input_cost_per_token"]
+        + cached * cache_read
+        + written * cache_write
+        + completion * p["output_cost_per_token"]
+    )
 
 
 @pytest.fixture(scope="session")

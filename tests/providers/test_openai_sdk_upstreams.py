@@ -7,7 +7,7 @@ import json
 import openai
 import pytest
 
-from tests.providers.conftest import ECHO, MSG, WEATHER_TOOL, expected_cost
+from tests.providers.conftest import ECHO, MSG, WEATHER_TOOL, expected_cost, price
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 WEATHER = [{"role": "user", "content": "What's the weather in Paris?"}]
@@ -165,14 +165,16 @@ def test_streamed_tool_call(gw, model, price_model, kind, fake, prompt):
 
 
 @pytest.mark.parametrize(
-    ("model", "price_model", "prompt", "cached"),
+    ("model", "price_model", "prompt", "cached", "written"),
     [
-        pytest.param("claude-cached", "claude-haiku-4-5", 10 + 100 + 10, 100, id="anthropic-cache-read-and-write"),
-        pytest.param("gemini-cached", "gemini-2.5-flash", 10 + 100, 100, id="gemini-cached-content"),
+        pytest.param(
+            "claude-cached", "claude-haiku-4-5", 10 + 100 + 10, 100, 10, id="anthropic-cache-read-and-write"
+        ),
+        pytest.param("gemini-cached", "gemini-2.5-flash", 10 + 100, 100, 0, id="gemini-cached-content"),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True], ids=["sync", "stream"])
-def test_cached_prompt_tokens_are_priced_at_the_cache_rate(gw, model, price_model, prompt, cached, stream):
+def test_cached_prompt_tokens_are_priced_at_the_cache_rate(gw, model, price_model, prompt, cached, written, stream):
     c = client(gw)
     if stream:
         chunks = list(
@@ -187,8 +189,13 @@ def test_cached_prompt_tokens_are_priced_at_the_cache_rate(gw, model, price_mode
         cached,
     )
     ev = gw.events().row(0, named=True)
-    assert (ev["prompt_tokens"], ev["cached_tokens"]) == (prompt, cached)
-    assert ev["cost_usd"] == pytest.approx(expected_cost(price_model, prompt, 7, cached), abs=1e-12)
+    assert (ev["prompt_tokens"], ev["cached_tokens"], ev["cache_write_tokens"]) == (prompt, cached, written)
+    assert ev["cost_usd"] == pytest.approx(expected_cost(price_model, prompt, 7, cached, written), abs=1e-12)
+    if written:
+        # cache writes cost more than plain input (1.25x for Anthropic's 5-minute cache): never priced as input
+        p = price(price_model)
+        assert p["cache_creation_input_token_cost"] > p["input_cost_per_token"]
+        assert ev["cache_write_cost_per_token"] == p["cache_creation_input_token_cost"]
 
 
 @pytest.mark.parametrize(

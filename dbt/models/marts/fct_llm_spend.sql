@@ -52,6 +52,7 @@ final as (
         prompt_tokens,
         completion_tokens,
         cached_tokens,
+        cache_write_tokens,
         total_tokens,
         usage_source,
 
@@ -79,6 +80,7 @@ final as (
         input_cost_per_token,
         output_cost_per_token,
         cache_read_cost_per_token,
+        cache_write_cost_per_token,
         compression_tokens_saved,
         routing_decision,
         policy_version,

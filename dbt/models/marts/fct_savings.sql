@@ -29,8 +29,9 @@ priced as (
     select
         *,
         -- what the served model cost for the tokens reported, from the unit prices on the event
-        (prompt_tokens - coalesce(cached_tokens, 0)) * input_cost_per_token
+        (prompt_tokens - coalesce(cached_tokens, 0) - coalesce(cache_write_tokens, 0)) * input_cost_per_token
         + coalesce(cached_tokens, 0) * cache_read_cost_per_token
+        + coalesce(cache_write_tokens, 0) * coalesce(cache_write_cost_per_token, input_cost_per_token)
         + completion_tokens * output_cost_per_token as derived_served_cost_usd
     from spend
 

@@ -61,6 +61,8 @@ renamed as (
         cast(prompt_tokens as bigint) as prompt_tokens,
         cast(completion_tokens as bigint) as completion_tokens,
         cast(cached_tokens as bigint) as cached_tokens,
+        -- v2: prompt-cache writes (v1 events never recorded any, so null reads as 0)
+        coalesce(cast(cache_write_tokens as bigint), 0) as cache_write_tokens,
         cast(total_tokens as bigint) as total_tokens,
         usage_source,
 
@@ -72,6 +74,7 @@ renamed as (
         cast(input_cost_per_token as double) as input_cost_per_token,
         cast(output_cost_per_token as double) as output_cost_per_token,
         cast(cache_read_cost_per_token as double) as cache_read_cost_per_token,
+        cast(cache_write_cost_per_token as double) as cache_write_cost_per_token,
 
         -- latency (ms)
         cast(latency_ms as double) as latency_ms,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -81,18 +80,9 @@ async def embeddings(request: Request) -> Response:
         await state.limiter.admit(
             call, body, route, prompt_tokens=_estimate(inputs, model).prompt_tokens, completion_tokens=0
         )
-        # embeddings go to the route's first deployment: no failover or balancing (yet)
-        deployment = route.group()[0]
-        provider = state.providers[deployment.provider]
-        call.provider, call.provider_kind, call.is_simulated = provider.name, provider.kind, provider.is_simulated
-        call.served_model = deployment.target
-        call.price_model = deployment.price_model or deployment.target
-        call.baseline_price_model = route.baseline_price_model
-        t_up = time.perf_counter()
-        try:
-            result = await provider.embed(body, deployment.target)
-        finally:
-            call.upstream_s += time.perf_counter() - t_up
+        # the dispatcher balances, retries, trips breakers and falls back exactly as for chat
+        assert state.dispatcher is not None
+        result = await state.dispatcher.embed(call, body, route)
         if result.usage is not None:
             call.usage, call.usage_source = result.usage, "provider"
         else:

@@ -13,7 +13,7 @@ It speaks the real wire format, streaming included, and misbehaves on request, c
 When the request offers tools and the last user message mentions "weather", the answer is a call of the first
 tool with ``{"city": "Paris"}``. Azure OpenAI deployment URLs (``/openai/deployments/{name}/...``, which need
 the ``api-key`` header and an ``api-version``) serve the same answers, with the deployment as the model.
-``/v1/embeddings`` answers deterministic 8-dimensional vectors, one token per word.
+``/v1/embeddings`` answers deterministic 8-dimensional vectors, one token per word (``fake-500``: a 500).
 
 Every request body it receives is kept in ``FakeProvider.requests`` for assertions.
 Run standalone: ``python -m sandbox.fake_provider --port 18001``.
@@ -107,6 +107,10 @@ class FakeProvider(LoopbackServer):
         return self._embed(await self._read(request))
 
     def _embed(self, body: dict[str, Any]) -> web.StreamResponse:
+        if body.get("model") == "fake-500":
+            return web.json_response(
+                {"error": {"message": "The server had an error", "type": "server_error"}}, status=500
+            )
         inputs = body.get("input")
         items = [inputs] if isinstance(inputs, str) else inputs
         data = [

@@ -23,7 +23,7 @@ from gateway.calls import CallRecord
 from gateway.config import ModelRoute, Settings
 from gateway.errors import ApexError, UpstreamError, UpstreamRateLimitError, UpstreamTimeoutError
 from gateway.metrics import GatewayMetrics
-from gateway.providers import ChatResult, Provider, StreamChunk
+from gateway.providers import ChatResult, EmbeddingResult, Provider, StreamChunk
 from gateway.routing.backoff import backoff_delay, counts_against_deployment, is_retryable
 from gateway.routing.balancer import RoutingPolicy, make_policy
 from gateway.routing.breaker import CircuitState
@@ -88,14 +88,23 @@ class Dispatcher:
     # -- the two entry points -----------------------------------------------------------------------------------
 
     async def chat(self, call: CallRecord, body: dict[str, Any], route: ModelRoute) -> ChatResult:
-        async def attempt(dep: DeploymentState, group: ModelGroup, deadline: float) -> ChatResult:
+        return await self._unary(call, route, lambda provider, target: provider.chat(body, target))
+
+    async def embed(self, call: CallRecord, body: dict[str, Any], route: ModelRoute) -> EmbeddingResult:
+        """Embeddings get the chat path's balancing, retries, breaker and fallbacks."""
+        return await self._unary(call, route, lambda provider, target: provider.embed(body, target))
+
+    async def _unary(
+        self, call: CallRecord, route: ModelRoute, send: Callable[[Provider, str], Awaitable[T]]
+    ) -> T:
+        async def attempt(dep: DeploymentState, group: ModelGroup, deadline: float) -> T:
             provider = self.providers[dep.provider]
             limit = min(group.settings.total_timeout_s, deadline - self.clock())
             dep.in_flight += 1
             t_up = time.perf_counter()
             try:
                 async with asyncio.timeout(limit):
-                    result = await provider.chat(body, dep.target)
+                    result = await send(provider, dep.target)
             except TimeoutError:
                 self._failed(dep, err := self._timeout(dep, limit))
                 raise err from None

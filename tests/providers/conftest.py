@@ -136,6 +136,15 @@ def providers_config(data_dir, fakes: dict[str, FakeProvider]) -> dict:
             _route("azure-embed", "azure", "embed-deploy", "text-embedding-3-small"),
             _route("text-embedding-004", "gem"),
             _route("sim-embed", "sim", "text-embedding-3-small"),
+            {
+                "name": "embed-failover",
+                "price_model": "text-embedding-3-small",
+                "deployments": [
+                    {"provider": "oai", "upstream_model": "fake-500", "price_model": "text-embedding-3-small"},
+                    {"provider": "azure", "upstream_model": "embed-deploy", "price_model": "text-embedding-3-small"},
+                ],
+                "routing": {"strategy": "weighted"},
+            },
         ],
     }
 

@@ -114,3 +114,21 @@ def test_embeddings_count_against_rate_limits_and_budgets(gw):
             model="sim-embed", input=TEXTS
         )
     assert info.value.body["code"] == "budget_exceeded"
+
+
+def test_embeddings_fail_over_to_the_next_deployment(gw, fakes):
+    """A deployment answering 500 costs a retry, not the call: embeddings share chat's routing."""
+    for _ in range(4):
+        out = client(gw).embeddings.create(model="embed-failover", input=TEXTS)
+        assert len(out.data) == 2
+    failed = [b for b in fakes["openai"].requests if b.get("model") == "fake-500"]
+    assert failed  # the failing deployment was tried (until its breaker opened or the balancer moved on)
+    events = gw.events()
+    assert events.height == 4
+    assert set(events["http_status"].to_list()) == {200}
+    assert set(events["served_model"].to_list()) == {"embed-deploy"}
+    assert set(events["provider_kind"].to_list()) == {"azure"}
+    retried = [d for d in events["routing_decision"].to_list() if d]
+    assert retried and all(d.startswith("retry:") for d in retried)
+    p = price("text-embedding-3-small")
+    assert events["cost_usd"].to_list() == pytest.approx([5 * p["input_cost_per_token"]] * 4, abs=1e-15)

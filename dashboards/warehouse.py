@@ -21,6 +21,7 @@ import duckdb
 import polars as pl
 
 __all__ = [
+    "SAVINGS_TABLE",
     "SCHEMA",
     "SPEND_TABLE",
     "USER_HOURLY_TABLE",
@@ -36,6 +37,9 @@ SCHEMA = "main"
 """dbt's target schema in the DuckDB warehouse."""
 SPEND_TABLE = f"{SCHEMA}.fct_llm_spend"
 USER_HOURLY_TABLE = f"{SCHEMA}.agg_user_metrics_hourly"
+SAVINGS_TABLE = f"{SCHEMA}.fct_savings"
+"""Savings per request x lever with their verification status; read by the Optimizers tab only, so the spend
+page works on a warehouse without it."""
 _REQUIRED_TABLES = ("fct_llm_spend", "agg_user_metrics_hourly")
 
 

@@ -33,6 +33,11 @@ from gateway.routing.health import HealthChecker
 __all__ = ["Dispatcher"]
 
 T = TypeVar("T")
+
+
+def _note(call: CallRecord, what: str) -> None:
+    """Record what routing did, after what learned routing decided (``auto: weak (...)``) if it did."""
+    call.routing_decision = f"{call.routing_decision}; {what}" if call.routing_decision else what
 Attempt = Callable[[DeploymentState, ModelGroup, float], Awaitable[T]]
 
 
@@ -223,7 +228,7 @@ class Dispatcher:
                 except ApexError as err:
                     if not is_retryable(err):
                         if attempts > 1:
-                            call.routing_decision = f"failed after {attempts} attempts: {_reason(err)}"
+                            _note(call, f"failed after {attempts} attempts: {_reason(err)}")
                         raise
                     last_err, first_failed = err, first_failed or dep
                     tried.add(dep.id)
@@ -232,14 +237,14 @@ class Dispatcher:
                         skipped.add(dep.id)
                     continue
                 if last_err is not None and first_failed is not None:
-                    call.routing_decision = self._decision(route, group, first_failed, dep, last_err, attempts)
+                    _note(call, self._decision(route, group, first_failed, dep, last_err, attempts))
                 return result
         if last_err is not None:
-            call.routing_decision = f"failed after {attempts} attempts: {_reason(last_err)}"
+            _note(call, f"failed after {attempts} attempts: {_reason(last_err)}")
             raise last_err
         if call.provider is None:
             self._bind(call, plan[0].deployments[0])
-        call.routing_decision = "no deployment available"
+        _note(call, "no deployment available")
         raise UpstreamError(
             f"every deployment of model {route.name!r} (and its fallbacks) has an open circuit after repeated "
             "failures; try again shortly (GET /admin/deployments shows their state)",

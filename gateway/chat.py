@@ -90,9 +90,7 @@ def _serve_from_cache(state: GatewayState, call: CallRecord, body: dict[str, Any
     return _serve_answer(state, call, hit, "hit_exact")
 
 
-def _serve_answer(
-    state: GatewayState, call: CallRecord, hit: CachedAnswer, status: str
-) -> ChatResult | StreamSession:
+def _serve_answer(state: GatewayState, call: CallRecord, hit: CachedAnswer, status: str) -> ChatResult | StreamSession:
     """Answer from a cache: nothing is bought, the stored answer's tokens are the baseline the hit saved."""
     call.cache_status = status
     call.provider, call.provider_kind, call.is_simulated = "apex-cache", "cache", hit.simulated
@@ -113,7 +111,7 @@ def _answer_bytes(answer: CachedAnswer) -> bytes:
             "usage": [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens] if u else None,
             "model": answer.model,
             "finish_reason": answer.finish_reason,
-            "created": answer.created,
+            "stored_at": answer.stored_at,
             "simulated": answer.simulated,
         }
     )
@@ -122,7 +120,7 @@ def _answer_bytes(answer: CachedAnswer) -> bytes:
 def _answer_from_bytes(raw: bytes) -> CachedAnswer:
     d = orjson.loads(raw)
     usage = Usage(*d["usage"]) if d.get("usage") else None
-    return CachedAnswer(d["body"].encode(), usage, d["model"], d["finish_reason"], d["created"], d["simulated"])
+    return CachedAnswer(d["body"].encode(), usage, d["model"], d["finish_reason"], d["stored_at"], d["simulated"])
 
 
 async def _semantic(

@@ -90,7 +90,7 @@ def _train_routing_policy(settings: Settings, env: dict[str, str], data_dir: Pat
         return True
     log_path = data_dir / "run" / "routing_policy.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with console.status("dagster asset materialize --select routing_feedback,routing_policy (embeds ~9k prompts)"):
+    with console.status("dagster asset materialize --select routing_feedback,routing_policy ..."):
         code = _dagster(["asset", "materialize", "--select", "routing_feedback,routing_policy"], env, log_path)
     if code != 0 or not policy.is_file():
         console.print(f"[red]training the routing policy failed (exit {code}); see {log_path}[/red]")

@@ -9,7 +9,6 @@
                       a new version up within ``optimizers.auto_routing.reload_seconds``, without a restart.
 """
 
-
 import hashlib
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import dagster as dg
 import polars as pl
 
 from dagster_project.resources import ApexDataResource
+from optimizers.routing.train import ROUTELLM_STRONG_MODEL, ROUTELLM_WEAK_MODEL
 
 __all__ = ["SEED_FILE", "load_feedback", "routing_feedback", "routing_policy"]
 
@@ -25,10 +25,12 @@ FEEDBACK_COLUMNS = ("prompt", "model", "score")
 
 
 class RoutingPolicyConfig(dg.Config):
-    strong_model: str = "gpt-4-1106-preview"
+    strong_model: str = ROUTELLM_STRONG_MODEL
     """The feedback table's strong model (the quality reference)."""
-    weak_model: str = "mistral/open-mixtral-8x7b"
+    weak_model: str = ROUTELLM_WEAK_MODEL
     """The feedback table's cheaper model."""
+    features: str = "lexical"
+    """``lexical`` (default: as good on unseen subjects, microseconds per decision) or ``embedding+lexical``."""
 
 
 def _markdown(frame: pl.DataFrame) -> str:
@@ -144,7 +146,9 @@ def routing_policy(
             raise dg.Failure(f"model {name!r} is not in the price table {prices.version}; cannot cost the policy")
         unit_prices[name] = (price.input_cost_per_token, price.output_cost_per_token)
     context.log.info(f"training on {feedback.height} feedback rows ({feedback['prompt'].n_unique()} prompts)")
-    policy = train_policy(feedback, config.strong_model, config.weak_model, prices=unit_prices)
+    policy = train_policy(
+        feedback, config.strong_model, config.weak_model, prices=unit_prices, features=config.features
+    )
     out = apex_data.routing_policy_path
     # a copy per version for the record, then the file the gateway watches (written last, atomically)
     write_policy(policy, apex_data.policies_path / f"routing_policy-{policy['policy_version']}.json")

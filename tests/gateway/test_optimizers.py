@@ -315,9 +315,11 @@ def test_apex_auto_sends_an_easy_prompt_to_the_cheap_model_and_a_hard_one_to_the
     policy = _write_policy(tmp_path / "policy.json")
     gw = opt_gateway()
     c = client(gw)
-    h_easy, easy = chat(c, "What is the capital of France?", model="apex/auto")
+    # at the 100% target the policy may not trade any quality: only prompts like the easy ones go cheap
+    target = {"x-apex-quality-target": "1.0"}
+    h_easy, easy = chat(c, "What is the capital of France?", model="apex/auto", headers=target)
     assert fake_provider.requests[-1]["model"] == "gpt-4o-mini"
-    h_hard, hard = chat(c, HARD[3].replace("37", "41"), model="apex/auto")
+    h_hard, hard = chat(c, HARD[3].replace("37", "41"), model="apex/auto", headers=target)
     assert fake_provider.requests[-1]["model"] == "gpt-4o"
     assert h_easy["x-apex-route"].startswith("auto: weak") and h_hard["x-apex-route"].startswith("auto: strong")
     assert h_easy["x-apex-policy-version"] == policy["policy_version"]

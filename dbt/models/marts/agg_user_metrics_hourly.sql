@@ -1,11 +1,26 @@
 -- Usage, spend and cache effectiveness per hour, customer and end user (anonymous calls grouped together).
 -- savings_usd is every claim (= fct_savings' claims per hour/user); verified_savings_usd the billable part.
+-- Incremental on the hour like the request-grain models: a run replaces the hours from the watermark on
+-- (macros/incremental.sql), the only hours its inputs can have changed in.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='pruned_delete_insert',
+    unique_key='hour',
+    prune_column='hour',
+    on_schema_change='append_new_columns',
+) }}
+
+{%- set since = hour_watermark('hour') %}
 
 with
 
 spend as (
 
     select * from {{ ref('fct_llm_spend') }}
+    {%- if since %}
+    -- ts_start, not event_hour: the filter reaches the staging table's zone maps
+    where ts_start >= timestamp '{{ since }}'
+    {%- endif %}
 
 ),
 
@@ -18,6 +33,9 @@ verified_savings as (
         sum(savings_usd) as verified_savings_usd
     from {{ ref('fct_savings') }}
     where is_billable
+    {%- if since %}
+        and event_hour >= timestamp '{{ since }}'
+    {%- endif %}
     group by 1, 2, 3
 
 ),

@@ -1,23 +1,16 @@
 -- LLM spend at request grain: one row per gateway event, with the money and savings the invoices rest on,
 -- plus FinOps FOCUS 1.2-aligned columns (PascalCase) and x_-prefixed custom columns for FOCUS consumers.
--- Incremental on the event hour: a run replaces the hours from the watermark on (macros/incremental.sql).
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='event_hour',
-    on_schema_change='append_new_columns',
-) }}
-
-{%- set since = hour_watermark('event_hour') %}
+-- A view over stg_gateway__requests (which is incremental and holds one row per event): every column here is
+-- a rename, a constant or a cheap expression of one row, so storing them again (76 columns, 40 of them text)
+-- cost more than the staging table itself on every build; readers compute only the columns they select, and a
+-- filter on ts_start reaches the staging table's zone maps (filter on ts_start, not event_hour, to skip hours).
+{{ config(materialized='view') }}
 
 with
 
 requests as (
 
     select * from {{ ref('stg_gateway__requests') }}
-    {%- if since %}
-    where ts_start >= timestamp '{{ since }}'
-    {%- endif %}
 
 ),
 

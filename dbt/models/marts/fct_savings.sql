@@ -5,8 +5,9 @@
 -- price is 'blocked' with a reason. Only verified savings are billable.
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='pruned_delete_insert',
     unique_key='event_hour',
+    prune_column='event_hour',
     on_schema_change='append_new_columns',
 ) }}
 
@@ -19,7 +20,8 @@ spend as (
 
     select * from {{ ref('fct_llm_spend') }}
     {%- if since %}
-    where event_hour >= timestamp '{{ since }}'
+    -- event_hour >= since implies ts_start >= since; the second lets DuckDB skip the older row groups
+    where event_hour >= timestamp '{{ since }}' and ts_start >= timestamp '{{ since }}'
     {%- endif %}
 
 ),

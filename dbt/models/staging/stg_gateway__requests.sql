@@ -1,25 +1,99 @@
 -- One row per gateway event, typed and renamed; times converted to naive UTC timestamps.
--- The raw files are append-only and a spill replay can write an event twice: keep one row per event_id.
--- Incremental (the one place the raw Parquet glob is scanned): a run reads only the hours from the watermark
--- on (macros/incremental.sql), pushed into the Parquet scan as a literal; a replayed copy of an event has the
--- same ts_start, so it always lands in the same hour as the original and dedup within the hours read is global.
+-- The raw files are append-only and a spill replay can write an event twice: keep one row per event_id (the
+-- copy with the latest ts_end, then the smallest gateway_id; between equal copies the one already held).
+-- Incremental (the one place the raw Parquet glob is scanned): a run reads only the files of the hour folders
+-- from the watermark on (macros/incremental.sql: hour_watermark) that it does not hold yet (_source_file,
+-- event_files_since), filtered on ts_start. A replayed copy of an event has the same ts_start, so it always
+-- lands in the same hour as the original: the new copies are checked against the rows held from the watermark
+-- on, and dedup stays global. For the same reason the delete of replaced events only looks at rows from the
+-- batch's first ts_start on (the pruned_delete_insert strategy), which lets DuckDB skip the older row groups.
+-- Rows keep the order of the files (hour folders sort by time), so a run's delete and insert touch the table's
+-- newest row groups only. A change to this model's logic needs --full-refresh (already-read files are not
+-- read again).
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='pruned_delete_insert',
     unique_key='event_id',
+    prune_column='ts_start',
     on_schema_change='append_new_columns',
 ) }}
 
 {%- set since = hour_watermark('ts_start') %}
+{%- set held = none %}
+{%- if since %}
+    {#- a table built before _source_file existed gets it appended (null) and re-reads its hours once -#}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+    {%- if '_source_file' in columns %}
+        {%- set held = "select _source_file as file, event_id, ts_end, gateway_id from " ~ this
+            ~ " where ts_start >= timestamp '" ~ since ~ "'" %}
+    {%- endif %}
+{%- endif %}
 
 with
 
-source as (
+-- not materialized: read twice (a few columns for the dedup, all of them for the rows), never buffered whole
+source as not materialized (
 
-    select * from {{ source('gateway', 'events') }}
+    select *, filename as _source_file, file_row_number as _source_row
+    from {{ event_files_since(source('gateway', 'events'), since, held) }}
     {%- if since %}
     where ts_start >= timestamptz '{{ since }}+00'
     {%- endif %}
+
+),
+
+-- Dedup without a window over every column: find the event_ids that occur more than once (usually none) from
+-- the few columns the rule needs, name the losing copies by file and row, and drop them in an anti-join that
+-- keeps the rows in file order.
+candidates as (
+
+    select
+        cast(event_id as varchar) as event_id,
+        make_timestamp(epoch_us(ts_end)) as ts_end,
+        cast(gateway_id as varchar) as gateway_id,
+        _source_file,
+        _source_row,
+        false as is_held
+    from source
+    {%- if held %}
+
+    union all
+
+    -- the rows already held from the watermark on: a new copy of one of their events must beat it to replace it
+    select event_id, ts_end, gateway_id, null, null, true
+    from ({{ held }})
+    {%- endif %}
+
+),
+
+-- grouped on a 64-bit hash of event_id (smaller and faster than the text): a collision only adds candidates,
+-- which the row_number below, partitioned on event_id itself, keeps
+replayed as (
+
+    select hash(event_id) as event_hash
+    from candidates
+    group by 1
+    having count(*) > 1
+
+),
+
+losing_copies as (
+
+    select candidates._source_file, candidates._source_row
+    from candidates
+    semi join replayed on hash(candidates.event_id) = replayed.event_hash
+    qualify row_number() over (
+        partition by candidates.event_id
+        order by candidates.ts_end desc, candidates.gateway_id, candidates.is_held desc
+    ) > 1
+
+),
+
+deduplicated as (
+
+    select *
+    from source
+    anti join losing_copies using (_source_file, _source_row)
 
 ),
 
@@ -39,9 +113,10 @@ renamed as (
         feature,
         tags,
 
-        -- time (the contract stores UTC instants)
-        ts_start at time zone 'UTC' as ts_start,
-        ts_end at time zone 'UTC' as ts_end,
+        -- time (the contract stores UTC instants): the naive UTC timestamp of the same microsecond, computed
+        -- from the epoch (= ts at time zone 'UTC', without a time zone lookup per value: ~20x cheaper)
+        make_timestamp(epoch_us(ts_start)) as ts_start,
+        make_timestamp(epoch_us(ts_end)) as ts_end,
 
         -- what was called
         endpoint,
@@ -96,18 +171,13 @@ renamed as (
         compression_status,
         baseline_model,
 
-        prompt_hash
+        prompt_hash,
 
-    from source
+        -- lineage: the file the row was read from (what an incremental run skips)
+        _source_file
 
-),
-
-deduplicated as (
-
-    select *
-    from renamed
-    qualify row_number() over (partition by event_id order by ts_end desc, gateway_id) = 1
+    from deduplicated
 
 )
 
-select * from deduplicated
+select * from renamed

@@ -206,6 +206,9 @@ async def run_workload(
         }
         if not headers and rng.random() < 0.25:
             kwargs["max_tokens"] = rng.choice([64, 128, 256])
+        await send(customer, kwargs, stream)
+
+    async def send(customer: str, kwargs: dict, stream: bool = False) -> None:
         async with sem:
             result.sent += 1
             result.by_customer[customer] = result.by_customer.get(customer, 0) + 1
@@ -226,7 +229,39 @@ async def run_workload(
                 if on_done:
                     on_done()
 
-    await asyncio.gather(*(one(i) for i in range(requests)))
+    # A short sequential prelude, so every optimizer visibly acts however the concurrent part interleaves: the
+    # FAQ asked once per customer (filling the semantic cache), then reworded (a hit, or a shadow hit for Globex),
+    # an easy and a hard question for apex/auto, and one few-shot prompt to compress.
+    prelude = _prelude(list(keys), rng)[:requests]
+    for customer, kwargs in prelude:
+        await send(customer, kwargs)
+    await asyncio.gather(*(one(i) for i in range(requests - len(prelude))))
     for c in clients.values():
         await c.close()
     return result
+
+
+def _prelude(customers: list[str], rng: random.Random) -> list[tuple[str, dict]]:
+    calls: list[tuple[str, dict]] = []
+
+    def ask(customer: str, model: str, text: str, headers: dict[str, str]) -> None:
+        profile = CUSTOMERS.get(customer, CUSTOMERS["cust_acme"])
+        tags = {"x-apex-feature": profile["features"][0], "x-apex-tags": f"demo,{customer}"}
+        kwargs = {
+            "model": model,
+            "messages": [{"role": "user", "content": text}],
+            "user": profile["users"][0],
+            "extra_headers": {**tags, **headers},
+        }
+        calls.append((customer, kwargs))
+
+    for wording in (_FAQ[0], _FAQ_REWORDED[0][0]):
+        for customer in customers:
+            model = CUSTOMERS.get(customer, CUSTOMERS["cust_acme"])["models"][0]
+            ask(customer, model, wording, {"x-apex-semantic-cache": _SEMANTIC_MODE.get(customer, "on")})
+    if "cust_initech" in customers:
+        ask("cust_initech", "apex/auto", _AUTO_EASY[0], {})
+        ask("cust_initech", "apex/auto", _AUTO_HARD[0], {})
+    first = customers[0]
+    ask(first, CUSTOMERS.get(first, CUSTOMERS["cust_acme"])["models"][0], _few_shot(rng), {"x-apex-compress": "on"})
+    return calls

@@ -1,8 +1,10 @@
-"""Jobs: ``apex_all`` refreshes everything, from the raw-event scan through the dbt marts."""
+"""Jobs: ``apex_all`` refreshes one UTC day (or a range of days), from the raw-event scan through the dbt marts."""
 
 from __future__ import annotations
 
 import dagster as dg
+
+from dagster_project.partitions import EVENT_DAYS
 
 __all__ = ["apex_all", "apex_optimizers"]
 
@@ -11,7 +13,14 @@ apex_all = dg.define_asset_job(
     # billing exports are monthly partitions with their own job (dagster_project/billing/assets.py); the routing
     # policy retrains on its own (daily) schedule: an hourly spend refresh must not pay for a training run
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("billing") - dg.AssetSelection.groups("optimizers"),
-    description="Scan the raw events, check them, then dbt build the spend marts (tests as asset checks).",
+    # the raw events, their check and the dbt marts are partitioned by UTC day; raw_validation_runs is not (it is
+    # scanned whole on every run). A run takes one day (partition_key) or a range of days (the
+    # dagster/asset_partition_range_start/_end tags: one run, as the assets' single-run backfill policy does)
+    partitions_def=EVENT_DAYS,
+    description=(
+        "For a UTC day (or a range of days): scan and quarantine that day's raw event files, check them, then "
+        "dbt build the spend marts from that day on (tests as asset checks)."
+    ),
 )
 
 apex_optimizers = dg.define_asset_job(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -102,6 +103,28 @@ class ApexDataResource(dg.ConfigurableResource):
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+    @contextmanager
+    def warehouse_lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the warehouse's writer lock (``<warehouse>.lock``, an flock) for the duration of the block.
+
+        DuckDB lets one process write a database file; two runs building the marts at once (the new-files
+        sensor requests one run per day that got files) would fail with a lock error, so they take turns.
+        ``on_wait`` is called once with a message when another run holds the lock.
+        """
+        path = Path(self.warehouse_path + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(f"waiting for {path}: another run is building the warehouse")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def dbt_executable() -> str:

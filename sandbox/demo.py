@@ -8,6 +8,7 @@ checks) → leave ``dagster dev`` and the dashboard running.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from dagster_project.event_files import event_days
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.ids import new_id
 from gateway.keys import KeyStore
@@ -192,9 +194,12 @@ def run_demo(config: Path | None = None, *, requests: int = 400, serve: bool = T
         return 1
 
     _step(5, "materializing every Dagster asset (raw events → dbt marts, with checks)")
-    with console.status("dagster job execute -j apex_all (dbt build + great-expectations checks) ..."):
+    # apex_all is partitioned by UTC day: one run over the range of days that have event files
+    days = event_days(settings.data.events_path)
+    tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+    with console.status(f"dagster job execute -j apex_all for {days[0]}..{days[-1]} (dbt build + checks) ..."):
         log_path = data_dir / "run" / "materialize.log"
-        code = _dagster(["job", "execute", "-j", "apex_all"], env, log_path)
+        code = _dagster(["job", "execute", "-j", "apex_all", "--tags", json.dumps(tags)], env, log_path)
     if code != 0:
         console.print(f"[red]materialization failed (exit {code}); see {log_path}[/red]")
         return 1

@@ -1,5 +1,16 @@
-"""The dbt models as Dagster assets; ``dbt build`` runs them and reports its tests as asset checks."""
+"""The dbt models as Dagster assets; ``dbt build`` runs them and reports its tests as asset checks.
 
+The models are partitioned by UTC day like the raw events they read (dagster_project/partitions.py). A run for
+day ``D``, or for the days ``D..E`` of a backfill (one run: the default backfill policy of time-window
+partitioned dbt assets is single-run), passes ``apex_reprocess_from = D 00:00`` to ``dbt build``: the
+incremental models then re-process every hour from ``D`` on (dbt/macros/incremental.sql), so files that
+arrived late for day ``D`` reach the marts, and the marts stay whole tables, incremental, and correct (what a
+run for an older day also reads: dagster_project/partitions.py). Concurrent runs (one per day from the sensor)
+take turns on the DuckDB file (``ApexDataResource.warehouse_lock``). The other models (views, tables, seeds)
+are rebuilt whole on every run as before; the first build (no table yet) is a full one whatever the var says.
+"""
+
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -8,6 +19,7 @@ import dagster as dg
 from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DbtCliResource, DbtProject, DbtProjectPreparer, dbt_assets
 
+from dagster_project.partitions import EVENT_DAYS, dbt_reprocess_from, run_days
 from dagster_project.resources import ApexDataResource, dbt_executable
 
 __all__ = ["DBT_PROJECT", "DBT_PROJECT_DIR", "apex_dbt_models", "build_dbt_resource"]
@@ -42,10 +54,22 @@ def build_dbt_resource() -> DbtCliResource:
     return DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable())
 
 
-@dbt_assets(manifest=DBT_PROJECT.manifest_path, project=DBT_PROJECT)
+def dbt_build_args(context: dg.AssetExecutionContext) -> list[str]:
+    """``dbt build`` re-processing from the start of the run's partition window (one day, or a backfill range);
+    a run without a partition keeps the models' own hour watermark."""
+    if run_days(context) is None:
+        return ["build"]
+    reprocess_from = dbt_reprocess_from(context.partition_time_window.start)
+    return ["build", "--vars", json.dumps({"apex_reprocess_from": reprocess_from})]
+
+
+@dbt_assets(manifest=DBT_PROJECT.manifest_path, project=DBT_PROJECT, partitions_def=EVENT_DAYS)
 def apex_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, apex_data: ApexDataResource
 ) -> Iterator[Any]:
-    with apex_data.dbt_invocation_env():
-        invocation = dbt.cli(["build"], context=context)
-    yield from invocation.stream()
+    args = dbt_build_args(context)
+    context.log.info(f"dbt {' '.join(args)} for {', '.join(run_days(context) or ['every day'])}")
+    with apex_data.warehouse_lock(on_wait=context.log.info):
+        with apex_data.dbt_invocation_env():
+            invocation = dbt.cli(args, context=context)
+        yield from invocation.stream()

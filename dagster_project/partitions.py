@@ -5,12 +5,9 @@ The gateway files each event under ``date=YYYY-MM-DD/hour=HH/`` by the UTC day a
 files under ``<events dir>/date=D/``, and a run of ``D`` scans, quarantines and validates only those.
 
 The dbt marts share the partitions: a run for ``D`` (or for the range ``D..E`` of a backfill, in one run)
-passes ``apex_reprocess_from = D 00:00`` to dbt, and the incremental models re-process from that hour on
-(dbt/macros/incremental.sql: hour_watermark). The macro has no upper bound, so a run for an older day also
-refreshes the days after it: correct, and cheap for the latest day (the sensor's usual case). It also means
-such a run loads the not-yet-loaded files of later days, which only those days' runs screen and validate (the
-GX check blocks a day's own run, not an older day's): bounding the window needs an upper-bound var in the
-macro.
+passes ``apex_reprocess_from = D 00:00`` and ``apex_reprocess_to = E+1 00:00`` to dbt, and the incremental
+models re-process exactly those hours (dbt/macros/incremental.sql: hour_watermark, hour_ceiling). Files of later
+days are left to their own runs, which screen and validate them first (the GX check blocks a day's own run).
 
 ``end_offset=1`` makes today a partition already: the gateway writes today's files all day long.
 """

@@ -2,10 +2,10 @@
 
 The models are partitioned by UTC day like the raw events they read (dagster_project/partitions.py). A run for
 day ``D``, or for the days ``D..E`` of a backfill (one run: the default backfill policy of time-window
-partitioned dbt assets is single-run), passes ``apex_reprocess_from = D 00:00`` to ``dbt build``: the
-incremental models then re-process every hour from ``D`` on (dbt/macros/incremental.sql), so files that
-arrived late for day ``D`` reach the marts, and the marts stay whole tables, incremental, and correct (what a
-run for an older day also reads: dagster_project/partitions.py). Concurrent runs (one per day from the sensor)
+partitioned dbt assets is single-run), passes ``apex_reprocess_from = D 00:00`` and ``apex_reprocess_to = E+1
+00:00`` to ``dbt build``: the incremental models then re-process exactly the hours of the window
+(dbt/macros/incremental.sql), so files that arrived late for day ``D`` reach the marts, and files of later days
+wait for their own run (and their own blocking check). Concurrent runs (one per day from the sensor)
 take turns on the DuckDB file (``ApexDataResource.warehouse_lock``). The other models (views, tables, seeds)
 are rebuilt whole on every run as before; the first build (no table yet) is a full one whatever the var says.
 """
@@ -59,8 +59,13 @@ def dbt_build_args(context: dg.AssetExecutionContext) -> list[str]:
     a run without a partition keeps the models' own hour watermark."""
     if run_days(context) is None:
         return ["build"]
-    reprocess_from = dbt_reprocess_from(context.partition_time_window.start)
-    return ["build", "--vars", json.dumps({"apex_reprocess_from": reprocess_from})]
+    window = context.partition_time_window
+    # the window's end bounds it too: later days' files wait for their own run and their own blocking checks
+    dbt_vars = {
+        "apex_reprocess_from": dbt_reprocess_from(window.start),
+        "apex_reprocess_to": dbt_reprocess_from(window.end),
+    }
+    return ["build", "--vars", json.dumps(dbt_vars)]
 
 
 @dbt_assets(manifest=DBT_PROJECT.manifest_path, project=DBT_PROJECT, partitions_def=EVENT_DAYS)

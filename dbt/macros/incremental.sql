@@ -30,15 +30,36 @@
 {%- endmacro %}
 
 {#-
+  Upper end of an incremental run's window: var('apex_reprocess_to') (a UTC timestamp string, taken from the start of
+  its hour), exclusive. A Dagster run for day D passes D+1 00:00 with apex_reprocess_from = D 00:00, so it loads and
+  replaces only that day's hours: later days wait for their own run (and their own blocking checks). None (the
+  default, and on full builds): no upper bound.
+-#}
+{% macro hour_ceiling() -%}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set ceiling = var('apex_reprocess_to', none) -%}
+    {%- if not ceiling -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set sql -%}
+        select strftime(date_trunc('hour', cast('{{ ceiling }}' as timestamp)), '%Y-%m-%d %H:%M:%S')
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values()[0]) }}
+{%- endmacro %}
+
+{#-
   The gateway events source narrowed to the files an incremental run needs: the files under the hour folders
   (date=YYYY-MM-DD/hour=HH/, the UTC hour of the events' ts_start) from the hour of `since` on, plus every file
   outside such folders (the zero-row _schema_v*.parquet that keeps union_by_name's columns stable), minus the
-  files `loaded_sql` returns (a query with one column, `file`: the files the model already holds). Without the
+  files `loaded_sql` returns (a query with one column, `file`: the files the model already holds), and before
+  the hour of `until` when given (hour_ceiling). Without the
   list DuckDB opens the footer of every file ever written on each run. When every file is already loaded the
   unfiltered list is returned (the model must then drop what it already holds). `since` none (a full build), a
   source that is not a read_parquet('<dir>/**/*.parquet', ...) glob, or compile time: the source unchanged.
 -#}
-{% macro event_files_since(source_relation, since, loaded_sql=none) -%}
+{% macro event_files_since(source_relation, since, loaded_sql=none, until=none) -%}
     {%- set rendered = (source_relation | string) | trim -%}
     {%- set parsed = modules.re.match("^read_parquet\('([^']+)/\*\*/\*\.parquet'(.*)\)$", rendered, modules.re.S) -%}
     {%- if not execute or not since or not parsed -%}
@@ -54,7 +75,12 @@
         wanted as (
             select file from files
             where part.day = ''
-                or strptime(part.day || ' ' || part.hour, '%Y-%m-%d %H') >= date_trunc('hour', timestamp '{{ since }}')
+                or (
+                    strptime(part.day || ' ' || part.hour, '%Y-%m-%d %H') >= date_trunc('hour', timestamp '{{ since }}')
+                    {%- if until %}
+                    and strptime(part.day || ' ' || part.hour, '%Y-%m-%d %H') < timestamp '{{ until }}'
+                    {%- endif %}
+                )
         )
 
         select file, {% if loaded_sql %}file in (select file from ({{ loaded_sql }}) where file is not null){% else %}false{% endif %} as loaded

@@ -1,5 +1,9 @@
 -- The mart neither loses nor invents spend: its total cost equals the source's, counting each event once.
+-- A run bounded by apex_reprocess_from/_to (a Dagster day partition) checks its own window: other days are
+-- loaded, and checked, by their own runs.
 {{ config(meta={'dagster': {'ref': {'name': 'fct_llm_spend'}}}) }}
+{%- set window_from = var('apex_reprocess_from', none) %}
+{%- set window_to = var('apex_reprocess_to', none) %}
 
 with
 
@@ -9,6 +13,13 @@ source_events as (
         event_id,
         cost_usd
     from {{ source('gateway', 'events') }}
+    where true
+    {%- if window_from %}
+        and ts_start >= timestamptz '{{ window_from }}+00'
+    {%- endif %}
+    {%- if window_to %}
+        and ts_start < timestamptz '{{ window_to }}+00'
+    {%- endif %}
 
 ),
 
@@ -29,6 +40,13 @@ mart_total as (
         coalesce(sum(cost_usd), 0) as cost_usd,
         count(cost_usd) as priced_rows
     from {{ ref('fct_llm_spend') }}
+    where true
+    {%- if window_from %}
+        and ts_start >= timestamp '{{ window_from }}'
+    {%- endif %}
+    {%- if window_to %}
+        and ts_start < timestamp '{{ window_to }}'
+    {%- endif %}
 
 )
 

@@ -295,3 +295,24 @@ def test_a_run_for_an_older_day_brings_its_late_files_into_the_marts(apex_settin
     expected = _events_by_day(events_dir)
     assert expected == {"2026-01-05": 2_300, "2026-01-06": 500}
     assert _spend_by_day(warehouse) == {day: (n, n) for day, n in expected.items()}
+
+
+@pytest.mark.slow
+def test_a_run_for_an_older_day_leaves_later_days_files_to_their_own_run(apex_settings: Settings) -> None:
+    """dbt also gets apex_reprocess_to = the day after: a later day's new files are loaded only by that day's
+    run, after its own (blocking) check, never by an older day's run."""
+    events_dir = apex_settings.data.events_path.resolve()
+    warehouse = ApexDataResource.from_settings(apex_settings).warehouse_path
+    instance = dg.DagsterInstance.ephemeral()
+    write_synthetic_events(events_dir, 2_000, seed=1, start=datetime(2026, 1, 5, tzinfo=UTC), hours=4)
+    write_synthetic_events(events_dir, 500, seed=2, start=datetime(2026, 1, 6, tzinfo=UTC), hours=2)
+    assert _run_all(partition_key="2026-01-06", instance=instance).success  # first build: full
+
+    write_synthetic_events(events_dir, 300, seed=3, start=datetime(2026, 1, 5, 1, tzinfo=UTC), hours=1)
+    write_synthetic_events(events_dir, 200, seed=4, start=datetime(2026, 1, 6, 3, tzinfo=UTC), hours=1)
+    assert _run_all(partition_key="2026-01-05", instance=instance).success
+    # day 5 took its late files; day 6's new ones wait for day 6's run
+    assert _spend_by_day(warehouse) == {"2026-01-05": (2_300, 2_300), "2026-01-06": (500, 500)}
+
+    assert _run_all(partition_key="2026-01-06", instance=instance).success
+    assert _spend_by_day(warehouse) == {"2026-01-05": (2_300, 2_300), "2026-01-06": (700, 700)}

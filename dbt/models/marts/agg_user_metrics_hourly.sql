@@ -11,6 +11,7 @@
 ) }}
 
 {%- set since = hour_watermark('hour') %}
+{%- set until = hour_ceiling() if since else none %}
 
 with
 
@@ -20,6 +21,9 @@ spend as (
     {%- if since %}
     -- ts_start, not event_hour: the filter reaches the staging table's zone maps
     where ts_start >= timestamp '{{ since }}'
+    {%- endif %}
+    {%- if until %}
+        and ts_start < timestamp '{{ until }}'
     {%- endif %}
 
 ),
@@ -35,6 +39,9 @@ verified_savings as (
     where is_billable
     {%- if since %}
         and event_hour >= timestamp '{{ since }}'
+    {%- endif %}
+    {%- if until %}
+        and event_hour < timestamp '{{ until }}'
     {%- endif %}
     group by 1, 2, 3
 

@@ -12,6 +12,7 @@
 ) }}
 
 {%- set since = hour_watermark('event_hour') %}
+{%- set until = hour_ceiling() if since else none %}
 {%- set tolerance = "1e-9 + 1e-6 * abs(derived_savings_usd)" %}
 
 with
@@ -22,6 +23,9 @@ spend as (
     {%- if since %}
     -- event_hour >= since implies ts_start >= since; the second lets DuckDB skip the older row groups
     where event_hour >= timestamp '{{ since }}' and ts_start >= timestamp '{{ since }}'
+    {%- if until %}
+        and event_hour < timestamp '{{ until }}'
+    {%- endif %}
     {%- endif %}
 
 ),

@@ -19,13 +19,15 @@
 ) }}
 
 {%- set since = hour_watermark('ts_start') %}
+{%- set until = hour_ceiling() if since else none %}
 {%- set held = none %}
 {%- if since %}
     {#- a table built before _source_file existed gets it appended (null) and re-reads its hours once -#}
     {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
     {%- if '_source_file' in columns %}
         {%- set held = "select _source_file as file, event_id, ts_end, gateway_id from " ~ this
-            ~ " where ts_start >= timestamp '" ~ since ~ "'" %}
+            ~ " where ts_start >= timestamp '" ~ since ~ "'"
+            ~ (" and ts_start < timestamp '" ~ until ~ "'" if until else "") %}
     {%- endif %}
 {%- endif %}
 
@@ -35,9 +37,12 @@ with
 source as not materialized (
 
     select *, filename as _source_file, file_row_number as _source_row
-    from {{ event_files_since(source('gateway', 'events'), since, held) }}
+    from {{ event_files_since(source('gateway', 'events'), since, held, until) }}
     {%- if since %}
     where ts_start >= timestamptz '{{ since }}+00'
+    {%- endif %}
+    {%- if until %}
+        and ts_start < timestamptz '{{ until }}+00'
     {%- endif %}
 
 ),

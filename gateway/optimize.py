@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from gateway.cache.exact import NOT_IN_KEY
 from gateway.calls import CallRecord
 from gateway.config import ModelRoute, Settings
 from gateway.errors import InvalidRequestError
@@ -51,27 +52,9 @@ T = TypeVar("T")
 
 SEMANTIC_MODES = ("on", "shadow", "off")
 URGENCIES = ("high", "normal", "low")
-# Request fields that change the answer, so they scope semantic-cache entries (beyond model, system and tools).
-_ANSWER_FIELDS = (
-    "temperature",
-    "top_p",
-    "n",
-    "stop",
-    "max_tokens",
-    "max_completion_tokens",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "seed",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "logprobs",
-    "top_logprobs",
-    "reasoning_effort",
-)
+# The semantic cache compares messages itself; every other field that can change the answer scopes its entries
+# (the exact cache's rule: list what to drop, so a parameter added next year is in the scope too).
+_NOT_IN_SCOPE = NOT_IN_KEY | {"messages", "model"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +153,7 @@ def semantic_key(
         "model": model,
         "system": system,
         "earlier": earlier,
-        "params": {f: body[f] for f in _ANSWER_FIELDS if f in body},
+        "params": {k: v for k, v in body.items() if k not in _NOT_IN_SCOPE},
     }
     return _digest(scope), text
 

@@ -22,9 +22,10 @@ import orjson
 
 from gateway.providers.base import StreamChunk, Usage
 
-__all__ = ["CachedAnswer", "ExactCache", "assemble_stream", "replay_stream"]
+__all__ = ["NOT_IN_KEY", "CachedAnswer", "ExactCache", "assemble_stream", "replay_stream"]
 
-_NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata", "store"})
+NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata", "store"})
+"""Request fields that cannot change the answer; every other field keys a cache entry (the semantic cache too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class ExactCache:
 
     @staticmethod
     def key_for(tenant: str, body: dict[str, Any]) -> str:
-        significant = {k: v for k, v in body.items() if k not in _NOT_IN_KEY}
+        significant = {k: v for k, v in body.items() if k not in NOT_IN_KEY}
         blob = orjson.dumps([tenant, significant], option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(blob).hexdigest()
 

@@ -6,9 +6,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import polars as pl
@@ -17,7 +14,7 @@ import yaml
 
 from gateway.config import load_settings
 from gateway.keys import KeyStore
-from tests.gateway.conftest import free_port
+from tests.gateway_process import start_gateway_process
 
 pytestmark = pytest.mark.slow
 
@@ -62,28 +59,16 @@ def test_sigterm_during_load_loses_no_answered_call(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     settings = load_settings(path)
     _, key = KeyStore(settings.data.gateway_db_path).create("load", customer_id="c")
-    port = free_port()
-    apex = Path(sys.executable).with_name("apex")
-    proc = subprocess.Popen(
-        [str(apex), "gateway", "--config", str(path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    gw = start_gateway_process(path, tmp_path / "gateway.log")
+    proc = gw.proc
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         answered: list[str] = []
-        asyncio.run(_load(f"http://127.0.0.1:{port}/v1/chat/completions", key, answered, 1.5, proc))
+        asyncio.run(_load(f"{gw.url}/v1/chat/completions", key, answered, 1.5, proc))
         code = proc.wait(60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    output = proc.stdout.read().decode() if proc.stdout else ""
+    output = gw.output()
     # uvicorn re-raises the signal after its graceful shutdown, so "killed by SIGTERM" is the clean exit
     assert code in (0, -signal.SIGTERM), output
     assert len(answered) > 50, "the load did not get going before the signal"

@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ import yaml
 from gateway.config import load_settings
 from gateway.keys import KeyStore
 from tests.gateway.conftest import free_port
-from tests.limits.conftest import limits_config, wait_healthy
+from tests.gateway_process import GatewayProcess, start_gateway_process
+from tests.limits.conftest import limits_config
 
 # A developer machine without redis skips these; CI (.ci/run installs redis-server) must run them, never skip.
 pytestmark = pytest.mark.skipif(
@@ -58,29 +58,14 @@ def redis_url() -> Iterator[str]:
 def two_gateways(tmp_path, redis_url) -> Iterator[tuple[list[str], Path]]:
     path = tmp_path / "apex.yaml"
     path.write_text(yaml.safe_dump(limits_config(tmp_path / "data", backend="redis", redis_url=redis_url)))
-    apex = Path(sys.executable).with_name("apex")
-    ports = [free_port(), free_port()]
-    procs = [
-        subprocess.Popen(
-            [str(apex), "gateway", "--config", str(path), "--port", str(p), "--log-level", "warning"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for p in ports
-    ]
+    started: list[GatewayProcess] = []
     try:
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        for url in urls:
-            wait_healthy(url)
-        yield urls, path
+        for i in range(2):
+            started.append(start_gateway_process(path, tmp_path / f"gateway{i}.log", "--log-level", "warning"))
+        yield [gw.url for gw in started], path
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for gw in started:
+            gw.stop()
 
 
 async def _spend(urls: list[str], key: str, per_gateway: int) -> list[httpx.Response]:

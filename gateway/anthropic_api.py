@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.calls import CallRecord
 from gateway.chat import StreamSession, attribute, optimizer_headers, run_chat
 from gateway.errors import ApexError, InvalidRequestError
-from gateway.inbound import read_json_body
+from gateway.inbound import client_headers, read_json_body
 from gateway.openai_api import JSON, internal_error
 from gateway.state import GatewayState
 from gateway.translate.anthropic import (
@@ -94,7 +94,7 @@ async def messages(request: Request) -> Response:
         _validate(native)
         body = from_anthropic_request(native)
         attribute(call, request, body)
-        outcome = await run_chat(state, call, body, headers=request.headers)
+        outcome = await run_chat(state, call, body, headers=client_headers(request))
         headers = {**optimizer_headers(call), "request-id": call.request_id}
         model = str(native.get("model"))
         if isinstance(outcome, StreamSession):

@@ -20,7 +20,7 @@ from gateway.cache.exact import CachedAnswer, assemble_stream, replay_stream
 from gateway.calls import CallRecord
 from gateway.config import ModelRoute
 from gateway.errors import ApexError, NotFoundError
-from gateway.inbound import validate_chat_request
+from gateway.inbound import client_headers, validate_chat_request
 from gateway.optimize import Hints, routing_text, semantic_key
 from gateway.providers import ChatResult, StreamChunk, Usage
 from gateway.state import GatewayState
@@ -31,12 +31,13 @@ __all__ = ["StreamSession", "attribute", "estimate_usage", "optimizer_headers", 
 
 def attribute(call: CallRecord, request: Request, body: dict[str, Any]) -> None:
     """Who and what the call is for: end user, feature, tags (body fields win over headers)."""
+    headers = client_headers(request)
     user = body.get("user")
-    call.end_user = user if isinstance(user, str) else request.headers.get("x-apex-user")
+    call.end_user = user if isinstance(user, str) else headers.get("x-apex-user")
     meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-    feature = request.headers.get("x-apex-feature") or meta.get("feature")
+    feature = headers.get("x-apex-feature") or meta.get("feature")
     call.feature = feature if isinstance(feature, str) else None
-    tags = request.headers.get("x-apex-tags")
+    tags = headers.get("x-apex-tags")
     call.tags = [t.strip() for t in tags.split(",") if t.strip()] if tags else None
 
 

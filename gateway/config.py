@@ -211,7 +211,7 @@ class ModelRoute(_Frozen):
             return self.deployments[0].upstream_model or self.name
         return self.upstream_model or self.name
 
-    @property
+    @functools.cached_property
     def baseline_price_model(self) -> str:
         """Price-table name of this model as the client asked for it, whichever deployment serves it."""
         if self.price_model:

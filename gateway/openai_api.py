@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.calls import CallRecord
 from gateway.chat import StreamSession, attribute, optimizer_headers, run_chat
 from gateway.errors import ApexError
-from gateway.inbound import read_json_body
+from gateway.inbound import client_headers, read_json_body
 from gateway.state import GatewayState
 
 __all__ = ["JSON", "chat_completions", "error_response", "internal_error", "list_models"]
@@ -68,7 +68,7 @@ async def chat_completions(request: Request) -> Response:
     try:
         body = await read_json_body(request, state.settings.gateway.max_body_bytes)
         attribute(call, request, body)
-        outcome = await run_chat(state, call, body, headers=request.headers)
+        outcome = await run_chat(state, call, body, headers=client_headers(request))
         headers = optimizer_headers(call)
         if isinstance(outcome, StreamSession):
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))

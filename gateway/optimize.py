@@ -71,6 +71,8 @@ class Hints:
     def from_request(cls, headers: Mapping[str, str] | None, body: Mapping[str, Any]) -> Hints:
         headers = headers or {}
         meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if not meta and not any(name in headers for name in _HINT_HEADERS):
+            return _NO_HINTS  # the common case: nothing asked, nothing to validate
         semantic = headers.get("x-apex-semantic-cache")
         if semantic is not None and semantic not in SEMANTIC_MODES:
             raise InvalidRequestError(
@@ -97,6 +99,16 @@ class Hints:
             urgency=urgency,
             quality_target=_quality_target(headers.get("x-apex-quality-target") or meta.get("quality_target")),
         )
+
+
+_HINT_HEADERS = (
+    "x-apex-cache",
+    "x-apex-semantic-cache",
+    "x-apex-compress",
+    "x-apex-urgency",
+    "x-apex-quality-target",
+)
+_NO_HINTS = Hints()
 
 
 def _quality_target(raw: Any) -> float | None:

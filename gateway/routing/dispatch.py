@@ -69,6 +69,7 @@ class Dispatcher:
         self._sleep = sleep
         self.groups = build_groups(settings.models, settings.routing, clock, self._circuit_changed)
         self._policies: dict[str, RoutingPolicy] = {name: make_policy(g.settings) for name, g in self.groups.items()}
+        self._plans: dict[str, list[ModelGroup]] = {}  # per configured route: groups and fallbacks never change
         self.health: HealthChecker | None = None
 
     def deployments(self) -> list[DeploymentState]:
@@ -173,11 +174,19 @@ class Dispatcher:
     def _plan(self, route: ModelRoute) -> list[ModelGroup]:
         """The requested model's group, then its fallbacks (and theirs), each once, in order."""
         first = self.groups.get(route.name)
+        if first is not None and first.route is route:
+            plan = self._plans.get(route.name)
+            if plan is None:
+                plan = self._plans[route.name] = self._build_plan(first)
+            return plan
         if first is None or first.route != route:
             # a route built on the fly (not from settings): routed, but its deployments keep no history
             first = build_groups((route,), self.settings.routing, self.clock, self._circuit_changed)[route.name]
             self._policies.setdefault(route.name, make_policy(first.settings))
-        plan, queue, seen = [first], list(route.fallbacks), {route.name}
+        return self._build_plan(first)
+
+    def _build_plan(self, first: ModelGroup) -> list[ModelGroup]:
+        plan, queue, seen = [first], list(first.route.fallbacks), {first.route.name}
         while queue:
             name = queue.pop(0)
             if name in seen or name not in self.groups:

@@ -7,6 +7,7 @@ proxy did ~6,200 req/s with an ``aiohttp.ClientSession`` against ~530 req/s with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -54,6 +55,12 @@ def _timed_out(url: str) -> UpstreamTimeoutError:
     return UpstreamTimeoutError(f"the provider at {url} did not answer in time", code="upstream_timeout")
 
 
+@functools.lru_cache(maxsize=256)
+def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
+    """Timeouts are per provider, so a handful of distinct values: build each (an attrs object) once."""
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect)
+
+
 class AiohttpTransport:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
@@ -65,7 +72,7 @@ class AiohttpTransport:
         return self._session
 
     async def post(self, url, headers, body, *, timeout, connect_timeout):  # type: ignore[no-untyped-def]
-        t = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        t = _client_timeout(timeout, connect_timeout)
         try:
             async with self._client().post(url, data=body, headers=headers, timeout=t) as resp:
                 return resp.status, resp.headers, await resp.read()
@@ -76,7 +83,7 @@ class AiohttpTransport:
 
     @asynccontextmanager
     async def stream(self, url, headers, body, *, timeout, connect_timeout):  # type: ignore[no-untyped-def]
-        t = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        t = _client_timeout(timeout, connect_timeout)
         try:
             resp = await self._client().post(url, data=body, headers=headers, timeout=t)
         except TimeoutError:

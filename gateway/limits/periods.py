@@ -17,20 +17,33 @@ def check_period(period: str) -> Period:
     return period  # type: ignore[return-value]
 
 
+# period -> (start, end, window id): every admission asks, and the calendar arithmetic cost ~2 us a call
+_last: dict[str, tuple[float, float, str]] = {}
+
+
 def current_window(period: str, now: float) -> tuple[str, float | None]:
     """The window id for ``period`` at unix time ``now`` and the unix time it resets (None: never)."""
     if period == "total":
         return "total", None
+    last = _last.get(period)
+    if last is not None and last[0] <= now < last[1]:
+        return last[2], last[1]
+    window, start, end = _window(period, now)
+    _last[period] = (start, end, window)
+    return window, end
+
+
+def _window(period: str, now: float) -> tuple[str, float, float]:
     t = datetime.fromtimestamp(now, UTC)
     day = datetime(t.year, t.month, t.day, tzinfo=UTC)
     if period == "daily":
         start, end = day, day + timedelta(days=1)
-        return f"d:{start:%Y-%m-%d}", end.timestamp()
+        return f"d:{start:%Y-%m-%d}", start.timestamp(), end.timestamp()
     if period == "weekly":
         start = day - timedelta(days=day.weekday())  # ISO weeks start on Monday
-        return f"w:{start:%Y-%m-%d}", (start + timedelta(days=7)).timestamp()
+        return f"w:{start:%Y-%m-%d}", start.timestamp(), (start + timedelta(days=7)).timestamp()
     if period == "monthly":
         start = day.replace(day=1)
         end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-        return f"m:{start:%Y-%m}", end.timestamp()
+        return f"m:{start:%Y-%m}", start.timestamp(), end.timestamp()
     raise ValueError(f"unknown budget period {period!r}")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from gateway.errors import ApexError
-from gateway.events.schema import empty_event
+from gateway.events.schema import FIELD_NAMES
 from gateway.ids import new_id
 from gateway.keys import ApiKey
 from gateway.pricing import Priced, PriceTable
@@ -99,84 +99,9 @@ class CallRecord:
         self.error_type = err.code or err.type
 
     def to_event(self, prices: PriceTable, *, gateway_id: str, store_prompts: bool) -> dict[str, Any]:
-        elapsed = (self.t_end or time.perf_counter()) - self.t0
-        ev = empty_event()
-        ev.update(
-            event_id=new_id(),
-            request_id=self.request_id,
-            gateway_id=gateway_id,
-            ts_start=self.ts_start,
-            ts_end=self.ts_start + timedelta(seconds=elapsed),
-            endpoint=self.endpoint,
-            end_user=self.end_user,
-            feature=self.feature,
-            tags=self.tags,
-            requested_model=self.requested_model,
-            served_model=self.served_model,
-            provider=self.provider,
-            provider_kind=self.provider_kind,
-            is_stream=self.is_stream,
-            is_simulated=self.is_simulated,
-            http_status=self.http_status,
-            error_type=self.error_type,
-            finish_reason=self.finish_reason,
-            usage_source=self.usage_source if self.usage is not None else "none",
-            latency_ms=round(elapsed * 1000, 3),
-            ttft_ms=round((self.ttft_s if self.ttft_s is not None else elapsed) * 1000, 3),
-            upstream_latency_ms=round(self.upstream_s * 1000, 3),
-            gateway_overhead_ms=round(max(elapsed - self.upstream_s, 0.0) * 1000, 3),
-            routing_decision=self.routing_decision,
-            cache_status=self.cache_status,
-            cache_similarity=self.cache_similarity,
-            cache_match_id=self.cache_match_id,
-            compression_tokens_saved=self.compression_tokens_saved,
-            compression_status=self.compression_status,
-            policy_version=self.policy_version,
-            baseline_model=self.baseline_price_model,
-        )
-        if self.key is not None:
-            ev.update(key_id=self.key.key_id, customer_id=self.key.customer_id, team_id=self.key.team_id)
-        if self.messages is not None:
-            ev["prompt_hash"] = prompt_hash(self.messages)
-            if store_prompts:
-                ev["prompt_text"] = orjson.dumps(self.messages).decode()
-        self._price(ev, prices)
-        return ev
+        """The call's event, by field name. The event writer builds it as a row (``gateway.events.rows``, where
+        each field's value is defined); this is that row as a dict."""
+        from gateway.events.rows import EventRows  # noqa: PLC0415 - rows imports this module (prompt_hash)
 
-    def _price(self, ev: dict[str, Any], prices: PriceTable) -> None:
-        u = self.usage
-        if u is None:
-            ev["price_status"] = "no_usage"
-            return
-        ev.update(
-            prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens,
-            cached_tokens=u.cached_tokens,
-            cache_write_tokens=u.cache_write_tokens,
-            total_tokens=u.prompt_tokens + u.completion_tokens,
-            price_table_version=prices.version,
-        )
-        served = self.priced or prices.price(
-            self.price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
-        )
-        # the baseline is what the model the client asked for would have cost for the same tokens
-        if self.baseline_price_model == self.price_model and not self.cache_hit:
-            baseline = served
-        else:
-            baseline = prices.price(
-                self.baseline_price_model, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
-            )
-        ev["cost_usd"] = served.cost_usd
-        ev["baseline_cost_usd"] = baseline.cost_usd
-        if self.cache_hit:
-            ev["savings_cache_usd"] = baseline.cost_usd
-        elif self.auto_routed and baseline.cost_usd is not None and served.cost_usd is not None:
-            ev["savings_routing_usd"] = baseline.cost_usd - served.cost_usd
-        if self.compression_tokens_saved and not self.cache_hit and served.price is not None:
-            ev["savings_compression_usd"] = self.compression_tokens_saved * served.price.input_cost_per_token
-        ev["price_status"] = served.status
-        if served.price is not None:
-            ev["input_cost_per_token"] = served.price.input_cost_per_token
-            ev["output_cost_per_token"] = served.price.output_cost_per_token
-            ev["cache_read_cost_per_token"] = served.price.cache_read_cost_per_token
-            ev["cache_write_cost_per_token"] = served.price.cache_write_cost_per_token
+        row = EventRows(prices, gateway_id=gateway_id, store_prompts=store_prompts).row(self)
+        return dict(zip(FIELD_NAMES, row, strict=True))

@@ -7,23 +7,54 @@ gen_ai.client.token.usage (tokens)         → gen_ai_client_token_usage (histog
 Labels use the OTel attribute names with dots as underscores: gen_ai_operation_name, gen_ai_provider_name,
 gen_ai_request_model, gen_ai_response_model, error_type. Apex's own series are prefixed ``apex_``.
 
+The per-call series (all but ``apex_auth_failures`` and ``apex_circuit_state``) are fed from the events, by the
+event writer's thread, a drain at a time (``observe_rows``). They are plain Python numbers rendered by a custom
+collector rather than prometheus_client Counters and Histograms: ``inc``/``observe`` take a lock and run a few
+microseconds of Python each, several times per event, on the thread that shares the request path's core. The
+text rendered is what those Counters and Histograms showed: same names, labels, buckets, series order and values
+(sums are added up in the same order), ``_created`` samples included.
+
 Each gateway process has its own registry, so tests (and several apps in one process) never share counters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import operator
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import metrics as _prometheus_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from gateway.events.schema import FIELD_NAMES
 
 __all__ = ["GatewayMetrics"]
 
 _LATENCY_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+_MAX_MEMO = 50_000  # bounded: clients choose model names
+
+_COL = {name: i for i, name in enumerate(FIELD_NAMES)}
+# what decides an event's series; the memo is keyed on the raw values
+_SERIES_KEY = operator.itemgetter(
+    _COL["endpoint"], _COL["provider"], _COL["requested_model"], _COL["error_type"], _COL["http_status"]
+)
+_LATENCY_MS = _COL["latency_ms"]
+_IS_STREAM = _COL["is_stream"]
+_TTFT_MS = _COL["ttft_ms"]
+_PROMPT_TOKENS = _COL["prompt_tokens"]
+_COMPLETION_TOKENS = _COL["completion_tokens"]
+_COST_USD = _COL["cost_usd"]
+_PRICE_STATUS = _COL["price_status"]
+_CACHE_STATUS = _COL["cache_status"]
 
 
 class _WriterCollector(Collector):
@@ -45,67 +76,235 @@ class _WriterCollector(Collector):
             yield g
 
 
-@dataclass(frozen=True, slots=True)
+class _Count:
+    """One counter series. Starts at 0.0 like prometheus_client's, so the sum is the same float."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.created = time.time()
+
+
+class _Hist:
+    """One histogram series: observations per bucket (not cumulative; the last bucket is +Inf), and their sum."""
+
+    __slots__ = ("counts", "created", "total")
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * buckets
+        self.total = 0.0
+        self.created = time.time()
+
+
+class _Family:
+    """A metric's series by label values, in creation order (the order prometheus_client renders them in)."""
+
+    def __init__(self, kind: str, name: str, doc: str, labelnames: tuple[str, ...], buckets: tuple = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.doc = doc
+        self.labelnames = labelnames
+        # bisect_left over the upper bounds gives prometheus_client's bucket: the first with value <= bound
+        self.bounds = (*(float(b) for b in buckets), float("inf"))
+        self.les = [floatToGoString(b) for b in self.bounds]
+        self.series: dict[tuple[str, ...], Any] = {}
+
+    def child(self, *labels: Any) -> Any:
+        labels = tuple(str(v) for v in labels)  # as prometheus_client's labels() does
+        found = self.series.get(labels)
+        if found is None:
+            found = self.series[labels] = _Hist(len(self.bounds)) if self.kind == "histogram" else _Count()
+        return found
+
+    def snapshot(self) -> list[tuple[tuple[str, ...], Any, float, float]]:
+        if self.kind == "histogram":
+            return [(labels, list(s.counts), s.total, s.created) for labels, s in self.series.items()]
+        return [(labels, s.value, 0.0, s.created) for labels, s in self.series.items()]
+
+    def render(self, snapshot: list[tuple[tuple[str, ...], Any, float, float]]) -> Metric:
+        # PROMETHEUS_DISABLE_CREATED_SERIES (or disable_created_metrics()) applies as to the library's own metrics
+        created = getattr(_prometheus_metrics, "_use_created", True)
+        family: Metric
+        if self.kind == "histogram":
+            family = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+            for labels, counts, total, at in snapshot:
+                cumulative, acc = [], 0.0
+                for le, n in zip(self.les, counts, strict=True):
+                    acc += n
+                    cumulative.append((le, acc))
+                family.add_metric(labels, cumulative, total)
+                if created:
+                    family.samples.append(
+                        Sample(self.name + "_created", dict(zip(self.labelnames, labels, strict=True)), at)
+                    )
+        else:
+            family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
+            for labels, value, _, at in snapshot:
+                family.add_metric(labels, value, created=at if created else None)
+        return family
+
+
+@dataclass(slots=True)
 class _Series:
-    requests: Any
-    duration: Any
-    ttft: Any
-    tokens_in: Any
-    tokens_out: Any
-    cost: Any
+    """The series one kind of event feeds, looked up once per (endpoint, provider, model, error, status)."""
+
+    requests: _Count
+    duration: _Hist
+    ttft: _Hist
+    tokens_in: _Hist
+    tokens_out: _Hist
+    cost: _Count
+    ttft_ok: bool
+    """Time to first token is observed for streams that did not fail."""
+    upstream: _Count | None
+    model: str
+    unpriced: _Count | None = None
+    """Created with the first unpriced call, as prometheus_client's child was (no zero series before that)."""
+
+
+class _CallMetrics(Collector):
+    """The series fed by events: kept by the event writer's thread, rendered on a scrape."""
+
+    def __init__(self) -> None:
+        ops = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+        self.duration = _Family(
+            "histogram",
+            "gen_ai_server_request_duration_seconds",
+            "Time from request received to last byte sent.",
+            (*ops, "error_type"),
+            _LATENCY_BUCKETS,
+        )
+        self.ttft = _Family(
+            "histogram",
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from request received to the first content byte.",
+            ops,
+            _LATENCY_BUCKETS,
+        )
+        self.tokens = _Family(
+            "histogram", "gen_ai_client_token_usage", "Tokens per call.", (*ops, "gen_ai_token_type"), _TOKEN_BUCKETS
+        )
+        self.requests = _Family(
+            "counter", "apex_requests", "Calls handled, by HTTP status.", ("gen_ai_request_model", "http_status")
+        )
+        self.cost = _Family(
+            "counter",
+            "apex_cost_usd",
+            "List-price cost of served calls (priced ones).",
+            ("gen_ai_provider_name", "gen_ai_request_model"),
+        )
+        self.unpriced = _Family(
+            "counter",
+            "apex_unpriced_calls",
+            "Calls whose model has no price (cost unknown, not $0).",
+            ("gen_ai_request_model",),
+        )
+        self.cache_hits = _Family("counter", "apex_cache_hits", "Calls answered from a cache.", ("cache",))
+        self.upstream_errors = _Family(
+            "counter",
+            "apex_upstream_errors",
+            "Failed upstream calls by error type.",
+            ("gen_ai_provider_name", "error_type"),
+        )
+        # the order prometheus_client rendered them in (the order they were registered)
+        self._families = (
+            self.duration,
+            self.ttft,
+            self.tokens,
+            self.requests,
+            self.cost,
+            self.unpriced,
+            self.cache_hits,
+            self.upstream_errors,
+        )
+        self._memo: dict[tuple[Any, ...], _Series] = {}
+        # Taken once per batch of events, and by a scrape while it copies the numbers: a scrape sees whole events
+        # (a histogram's buckets, count and sum agree), and a batch fed from another thread is safe too.
+        self._lock = threading.Lock()
+
+    def _series(self, key: tuple[Any, ...]) -> _Series:
+        endpoint, provider, model, error, status = key
+        op = (
+            "chat"
+            if endpoint.endswith(("chat/completions", "messages"))
+            else ("embeddings" if endpoint.endswith("embeddings") else endpoint)
+        )
+        provider = provider or ""
+        model = model or ""
+        error = error or ""
+        # created in the order the prometheus_client version created these children (it renders in that order)
+        s = _Series(
+            requests=self.requests.child(model, status),
+            duration=self.duration.child(op, provider, model, error),
+            ttft=self.ttft.child(op, provider, model),
+            tokens_in=self.tokens.child(op, provider, model, "input"),
+            tokens_out=self.tokens.child(op, provider, model, "output"),
+            cost=self.cost.child(provider, model),
+            ttft_ok=not error,
+            upstream=self.upstream_errors.child(provider, error) if error.startswith("upstream") else None,
+            model=model,
+        )
+        if len(self._memo) < _MAX_MEMO:
+            self._memo[key] = s
+        return s
+
+    def observe(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Count a batch of events (rows in ``FIELD_NAMES`` order)."""
+        memo = self._memo
+        latency_bounds = self.duration.bounds
+        token_bounds = self.tokens.bounds
+        with self._lock:
+            for row in rows:
+                key = _SERIES_KEY(row)
+                s = memo.get(key)
+                if s is None:
+                    s = self._series(key)
+                s.requests.value += 1
+                seconds = row[_LATENCY_MS] / 1000
+                h = s.duration
+                h.counts[bisect_left(latency_bounds, seconds)] += 1
+                h.total += seconds
+                if s.ttft_ok and row[_IS_STREAM] and row[_TTFT_MS] is not None:
+                    seconds = row[_TTFT_MS] / 1000
+                    h = s.ttft
+                    h.counts[bisect_left(latency_bounds, seconds)] += 1
+                    h.total += seconds
+                tokens = row[_PROMPT_TOKENS]
+                if tokens is not None:
+                    h = s.tokens_in
+                    h.counts[bisect_left(token_bounds, tokens)] += 1
+                    h.total += tokens
+                    tokens = row[_COMPLETION_TOKENS] or 0
+                    h = s.tokens_out
+                    h.counts[bisect_left(token_bounds, tokens)] += 1
+                    h.total += tokens
+                cost = row[_COST_USD]
+                if cost is not None:
+                    if cost >= 0:  # a counter never goes down (prometheus_client raised, and the event was lost)
+                        s.cost.value += cost
+                elif row[_PRICE_STATUS] == "unknown":
+                    if s.unpriced is None:
+                        s.unpriced = self.unpriced.child(s.model)
+                    s.unpriced.value += 1
+                cache = row[_CACHE_STATUS]
+                if cache and str(cache).startswith("hit"):
+                    self.cache_hits.child(cache).value += 1
+                if s.upstream is not None:
+                    s.upstream.value += 1
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshots = [family.snapshot() for family in self._families]
+        for family, snapshot in zip(self._families, snapshots, strict=True):
+            yield family.render(snapshot)
 
 
 class GatewayMetrics:
     def __init__(self) -> None:
-        self._memo: dict[tuple[str, str, str, str, int], _Series] = {}
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type")
-        self.duration = Histogram(
-            "gen_ai_server_request_duration_seconds",
-            "Time from request received to last byte sent.",
-            labels,
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.ttft = Histogram(
-            "gen_ai_server_time_to_first_token_seconds",
-            "Time from request received to the first content byte.",
-            ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"),
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.tokens = Histogram(
-            "gen_ai_client_token_usage",
-            "Tokens per call.",
-            ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"),
-            buckets=_TOKEN_BUCKETS,
-            registry=self.registry,
-        )
-        self.requests = Counter(
-            "apex_requests",
-            "Calls handled, by HTTP status.",
-            ("gen_ai_request_model", "http_status"),
-            registry=self.registry,
-        )
-        self.cost = Counter(
-            "apex_cost_usd",
-            "List-price cost of served calls (priced ones).",
-            ("gen_ai_provider_name", "gen_ai_request_model"),
-            registry=self.registry,
-        )
-        self.unpriced = Counter(
-            "apex_unpriced_calls",
-            "Calls whose model has no price (cost unknown, not $0).",
-            ("gen_ai_request_model",),
-            registry=self.registry,
-        )
-        self.cache_hits = Counter("apex_cache_hits", "Calls answered from a cache.", ("cache",), registry=self.registry)
-        self.upstream_errors = Counter(
-            "apex_upstream_errors",
-            "Failed upstream calls by error type.",
-            ("gen_ai_provider_name", "error_type"),
-            registry=self.registry,
-        )
+        self._calls = _CallMetrics()
+        self.registry.register(self._calls)
         self.auth_failures = Counter(
             "apex_auth_failures", "Requests rejected for a missing or unknown key.", registry=self.registry
         )
@@ -119,50 +318,13 @@ class GatewayMetrics:
     def watch_writer(self, snapshot: Callable[[], Mapping[str, int]]) -> None:
         self.registry.register(_WriterCollector(snapshot))
 
-    def _series(self, op: str, provider: str, model: str, error: str, status: int) -> _Series:
-        # prometheus_client's labels() takes a lock and builds tuples each time; the writer thread calls this
-        # for every event, so the handful of children per (model, provider, outcome) are looked up once.
-        key = (op, provider, model, error, status)
-        found = self._memo.get(key)
-        if found is None:
-            found = _Series(
-                requests=self.requests.labels(model, str(status)),
-                duration=self.duration.labels(op, provider, model, error),
-                ttft=self.ttft.labels(op, provider, model),
-                tokens_in=self.tokens.labels(op, provider, model, "input"),
-                tokens_out=self.tokens.labels(op, provider, model, "output"),
-                cost=self.cost.labels(provider, model),
-            )
-            if len(self._memo) < 50_000:  # bounded: clients choose model names
-                self._memo[key] = found
-        return found
+    def observe_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Count events given as rows (values in ``FIELD_NAMES`` order); the event writer feeds a drain at a time."""
+        self._calls.observe(rows)
 
     def observe(self, ev: Mapping[str, Any]) -> None:
-        endpoint = ev["endpoint"]
-        op = (
-            "chat"
-            if endpoint.endswith(("chat/completions", "messages"))
-            else ("embeddings" if endpoint.endswith("embeddings") else endpoint)
-        )
-        provider = ev["provider"] or ""
-        model = ev["requested_model"] or ""
-        error = ev["error_type"] or ""
-        series = self._series(op, provider, model, error, ev["http_status"])
-        series.requests.inc()
-        series.duration.observe(ev["latency_ms"] / 1000)
-        if ev["is_stream"] and ev["ttft_ms"] is not None and not error:
-            series.ttft.observe(ev["ttft_ms"] / 1000)
-        if ev["prompt_tokens"] is not None:
-            series.tokens_in.observe(ev["prompt_tokens"])
-            series.tokens_out.observe(ev["completion_tokens"] or 0)
-        if ev["cost_usd"] is not None:
-            series.cost.inc(ev["cost_usd"])
-        elif ev["price_status"] == "unknown":
-            self.unpriced.labels(model).inc()
-        if ev["cache_status"] and str(ev["cache_status"]).startswith("hit"):
-            self.cache_hits.labels(ev["cache_status"]).inc()
-        if error.startswith("upstream"):
-            self.upstream_errors.labels(provider, error).inc()
+        """Count one event given as a mapping."""
+        self._calls.observe([tuple(ev.get(name) for name in FIELD_NAMES)])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

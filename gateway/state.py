@@ -9,7 +9,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import Request
 
@@ -18,6 +17,7 @@ from gateway.cache.exact import ExactCache
 from gateway.calls import CallRecord
 from gateway.config import Settings
 from gateway.errors import AuthenticationError
+from gateway.events.rows import EventRows
 from gateway.events.writer import EventWriter
 from gateway.inbound import bearer_token
 from gateway.keys import ApiKey, KeyStore
@@ -63,13 +63,16 @@ class GatewayState:
         self.limiter = Limiter(store, self.keys, self.prices, s.limits)
         exact = s.cache.exact
         self.cache = ExactCache(ttl_s=exact.ttl_s, max_entries=exact.max_entries, max_bytes=exact.max_bytes)
+        # The writer thread builds each call's event row and feeds the metrics a drain of rows at a time.
+        rows = EventRows(self.prices, gateway_id=self.gateway_id, store_prompts=s.gateway.store_prompts)
         self.writer = EventWriter(
             s.data.events_path,
             gateway_id=self.gateway_id,
             queue_size=s.events.queue_size,
             flush_rows=s.events.flush_rows,
             flush_seconds=s.events.flush_seconds,
-            prepare=self.event_for,
+            prepare=rows.row,
+            observe=self.metrics.observe_rows,
         )
         self.metrics.watch_writer(self.writer.snapshot)
         self.transport = make_transport(s.gateway.upstream_transport)
@@ -138,9 +141,3 @@ class GatewayState:
             self.writer.record(call)
         except Exception:
             log.exception("could not record the event for request %s", call.request_id)
-
-    def event_for(self, call: CallRecord) -> dict[str, Any]:
-        """Runs in the writer thread: the event row, and the metrics it feeds."""
-        ev = call.to_event(self.prices, gateway_id=self.gateway_id, store_prompts=self.settings.gateway.store_prompts)
-        self.metrics.observe(ev)
-        return ev

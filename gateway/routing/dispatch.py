@@ -38,6 +38,8 @@ T = TypeVar("T")
 def _note(call: CallRecord, what: str) -> None:
     """Record what routing did, after what learned routing decided (``auto: weak (...)``) if it did."""
     call.routing_decision = f"{call.routing_decision}; {what}" if call.routing_decision else what
+
+
 Attempt = Callable[[DeploymentState, ModelGroup, float], Awaitable[T]]
 
 
@@ -100,9 +102,7 @@ class Dispatcher:
         """Embeddings get the chat path's balancing, retries, breaker and fallbacks."""
         return await self._unary(call, route, lambda provider, target: provider.embed(body, target))
 
-    async def _unary(
-        self, call: CallRecord, route: ModelRoute, send: Callable[[Provider, str], Awaitable[T]]
-    ) -> T:
+    async def _unary(self, call: CallRecord, route: ModelRoute, send: Callable[[Provider, str], Awaitable[T]]) -> T:
         async def attempt(dep: DeploymentState, group: ModelGroup, deadline: float) -> T:
             provider = self.providers[dep.provider]
             limit = min(group.settings.total_timeout_s, deadline - self.clock())

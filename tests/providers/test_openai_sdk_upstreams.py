@@ -167,9 +167,7 @@ def test_streamed_tool_call(gw, model, price_model, kind, fake, prompt):
 @pytest.mark.parametrize(
     ("model", "price_model", "prompt", "cached", "written"),
     [
-        pytest.param(
-            "claude-cached", "claude-haiku-4-5", 10 + 100 + 10, 100, 10, id="anthropic-cache-read-and-write"
-        ),
+        pytest.param("claude-cached", "claude-haiku-4-5", 10 + 100 + 10, 100, 10, id="anthropic-cache-read-and-write"),
         pytest.param("gemini-cached", "gemini-2.5-flash", 10 + 100, 100, 0, id="gemini-cached-content"),
     ],
 )

@@ -51,8 +51,9 @@ def _unreachable(url: str, exc: BaseException) -> UpstreamError:
     return UpstreamError(f"could not reach the provider at {url}: {type(exc).__name__}", code="upstream_unreachable")
 
 
-def _timed_out(url: str) -> UpstreamTimeoutError:
-    return UpstreamTimeoutError(f"the provider at {url} did not answer in time", code="upstream_timeout")
+def _timed_out(url: str, timeout: float | None = None) -> UpstreamTimeoutError:
+    within = f" within {timeout:.1f}s" if timeout is not None else " in time"
+    return UpstreamTimeoutError(f"the provider at {url} did not answer{within}", code="upstream_timeout")
 
 
 @functools.lru_cache(maxsize=256)
@@ -74,10 +75,14 @@ class AiohttpTransport:
     async def post(self, url, headers, body, *, timeout, connect_timeout):  # type: ignore[no-untyped-def]
         t = _client_timeout(timeout, connect_timeout)
         try:
-            async with self._client().post(url, data=body, headers=headers, timeout=t) as resp:
+            # not ``async with``: its exit also awaits the request-writer task, long done once the answer is read
+            resp = await self._client().post(url, data=body, headers=headers, timeout=t)
+            try:
                 return resp.status, resp.headers, await resp.read()
+            finally:
+                resp.release()
         except TimeoutError:
-            raise _timed_out(url) from None
+            raise _timed_out(url, timeout) from None
         except aiohttp.ClientError as exc:
             raise _unreachable(url, exc) from None
 
@@ -87,7 +92,7 @@ class AiohttpTransport:
         try:
             resp = await self._client().post(url, data=body, headers=headers, timeout=t)
         except TimeoutError:
-            raise _timed_out(url) from None
+            raise _timed_out(url, timeout) from None
         except aiohttp.ClientError as exc:
             raise _unreachable(url, exc) from None
 
@@ -124,7 +129,7 @@ class HttpxTransport:
                 url, content=body, headers=headers, timeout=httpx.Timeout(timeout, connect=connect_timeout)
             )
         except httpx.TimeoutException:
-            raise _timed_out(url) from None
+            raise _timed_out(url, timeout) from None
         except httpx.TransportError as exc:
             raise _unreachable(url, exc) from None
         return resp.status_code, resp.headers, resp.content

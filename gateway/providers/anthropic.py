@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequestError, UpstreamError
-from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage
+from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage, attempt_timeout
 from gateway.providers.openai_compat import parse_json_body, upstream_error
 from gateway.providers.sse import sse_json
 from gateway.translate.anthropic import (
@@ -27,6 +27,7 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 class AnthropicProvider:
     kind = "anthropic"
     is_simulated = False
+    enforces_timeout = True
 
     def __init__(
         self,
@@ -53,10 +54,14 @@ class AnthropicProvider:
         self._timeout = timeout_s
         self._connect_timeout = connect_timeout_s
 
-    async def chat(self, request: dict[str, Any], model: str) -> ChatResult:
+    async def chat(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> ChatResult:
         body = orjson.dumps(to_anthropic_request(request, model, stream=False))
         status, headers, raw = await self._transport.post(
-            self._url, self._headers, body, timeout=self._timeout, connect_timeout=self._connect_timeout
+            self._url,
+            self._headers,
+            body,
+            timeout=attempt_timeout(self._timeout, timeout_s),
+            connect_timeout=self._connect_timeout,
         )
         if status >= 400:
             raise upstream_error(self.name, status, headers, raw)
@@ -91,7 +96,7 @@ class AnthropicProvider:
                 f"provider {self.name!r} ended the stream without message_stop", code="upstream_stream_interrupted"
             )
 
-    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+    async def embed(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> EmbeddingResult:
         raise InvalidRequestError(
             f"provider {self.name!r} (Anthropic) has no embeddings API; route this model to another provider.",
             param="model",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["ChatResult", "EmbeddingResult", "Provider", "StreamChunk", "Usage"]
+__all__ = ["ChatResult", "EmbeddingResult", "Provider", "StreamChunk", "Usage", "attempt_timeout"]
 
 
 @dataclass(slots=True)
@@ -63,15 +64,30 @@ class Provider(Protocol):
     name: str
     kind: str
     is_simulated: bool
+    enforces_timeout: bool
+    """True when ``chat``/``embed`` take ``timeout_s`` and enforce it themselves (the HTTP providers: their
+    client's own timer does it). Otherwise the dispatcher wraps the call in a timeout of its own."""
 
-    async def chat(self, request: dict[str, Any], model: str) -> ChatResult: ...
+    async def chat(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> ChatResult:
+        """``timeout_s``: the time this attempt may take (the provider's own timeout still caps it)."""
+        ...
 
     def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
         """Yields chunks; the upstream connection is opened on the first ``__anext__``."""
         ...
 
-    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+    async def embed(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> EmbeddingResult:
         """An OpenAI-format embeddings request in, an OpenAI-format ``list`` body out."""
         ...
 
     async def close(self) -> None: ...
+
+
+def attempt_timeout(own_s: float, limit_s: float | None) -> float:
+    """The total timeout for one upstream call: the provider's own, or the attempt's limit if that is shorter.
+
+    The limit is rounded up to the next 0.1 s (never 0, which HTTP clients read as "no timeout"): it is the time
+    left to a deadline, so it differs on every call, and the client's timeout object is built once per value."""
+    if limit_s is None:
+        return own_s
+    return min(own_s, max(math.ceil(limit_s * 10) / 10, 0.1))

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import orjson
 
 from gateway.errors import InvalidRequestError, UpstreamError
-from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage
+from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage, attempt_timeout
 from gateway.providers.openai_compat import parse_json_body, upstream_error
 from gateway.providers.sse import sse_json
 from gateway.tokens import count_text_tokens
@@ -37,6 +37,7 @@ def vertex_base_url(location: str) -> str:
 
 class GeminiProvider:
     is_simulated = False
+    enforces_timeout = True
 
     def __init__(
         self,
@@ -72,17 +73,21 @@ class GeminiProvider:
     def _url(self, model: str, method: str) -> str:
         return f"{self._prefix}{quote(model, safe='')}:{method}"
 
-    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, url: str, body: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
         status, headers, raw = await self._transport.post(
-            url, self._headers, orjson.dumps(body), timeout=self._timeout, connect_timeout=self._connect_timeout
+            url,
+            self._headers,
+            orjson.dumps(body),
+            timeout=attempt_timeout(self._timeout, timeout_s),
+            connect_timeout=self._connect_timeout,
         )
         if status >= 400:
             raise upstream_error(self.name, status, headers, raw)
         return parse_json_body(self.name, raw)
 
-    async def chat(self, request: dict[str, Any], model: str) -> ChatResult:
+    async def chat(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> ChatResult:
         data = from_gemini_response(
-            await self._post(self._url(model, "generateContent"), to_gemini_request(request)), model
+            await self._post(self._url(model, "generateContent"), to_gemini_request(request), timeout_s), model
         )
         return ChatResult(
             body=orjson.dumps(data),
@@ -117,7 +122,7 @@ class GeminiProvider:
             usage = reader.finish()
             yield StreamChunk(orjson.dumps(usage), usage)
 
-    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+    async def embed(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> EmbeddingResult:
         if self.kind == "vertex":
             raise InvalidRequestError(
                 f"provider {self.name!r}: embeddings through Vertex AI are not supported by Apex yet; "
@@ -133,7 +138,7 @@ class GeminiProvider:
                 param="input",
                 code="invalid_value",
             )
-        data = await self._post(self._url(model, "batchEmbedContents"), to_gemini_embeddings(request, model))
+        data = await self._post(self._url(model, "batchEmbedContents"), to_gemini_embeddings(request, model), timeout_s)
         prompt_tokens = sum(count_text_tokens(t, model) for t in texts)
         body = from_gemini_embeddings(data, model, prompt_tokens)
         return EmbeddingResult(body=orjson.dumps(body), usage=Usage(prompt_tokens=prompt_tokens), served_model=model)

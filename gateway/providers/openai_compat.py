@@ -17,7 +17,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamRateLimitError,
 )
-from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage
+from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage, attempt_timeout
 from gateway.upstream import Transport
 
 __all__ = ["OpenAICompatibleProvider", "parse_json_body", "upstream_error"]
@@ -61,6 +61,7 @@ def upstream_error(provider: str, status: int, headers: Mapping[str, str], body:
 
 class OpenAICompatibleProvider:
     is_simulated = False
+    enforces_timeout = True
 
     def __init__(
         self,
@@ -98,12 +99,12 @@ class OpenAICompatibleProvider:
             body["stream_options"] = opts
         return orjson.dumps(body)
 
-    async def chat(self, request: dict[str, Any], model: str) -> ChatResult:
+    async def chat(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> ChatResult:
         status, headers, raw = await self._transport.post(
             self._url("chat/completions", model),
             self._headers,
             self._body(request, model, stream=False),
-            timeout=self._timeout,
+            timeout=attempt_timeout(self._timeout, timeout_s),
             connect_timeout=self._connect_timeout,
         )
         if status >= 400:
@@ -156,12 +157,12 @@ class OpenAICompatibleProvider:
                     code="upstream_stream_interrupted",
                 )
 
-    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+    async def embed(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> EmbeddingResult:
         status, headers, raw = await self._transport.post(
             self._url("embeddings", model),
             self._headers,
             orjson.dumps({**request, "model": model}),
-            timeout=self._timeout,
+            timeout=attempt_timeout(self._timeout, timeout_s),
             connect_timeout=self._connect_timeout,
         )
         if status >= 400:

@@ -137,6 +137,7 @@ def _seed(model: str, messages: Any, max_tokens: Any) -> int:
 class SimulatedProvider:
     kind = "simulated"
     is_simulated = True
+    enforces_timeout = False  # its latency is a sleep: the dispatcher's own timeout bounds it
 
     def __init__(self, name: str, latency_scale: float = 1.0) -> None:
         self.name = name
@@ -172,7 +173,7 @@ class SimulatedProvider:
         if seconds > 0 and self.latency_scale > 0:
             await asyncio.sleep(seconds * self.latency_scale)
 
-    async def chat(self, request: dict[str, Any], model: str) -> ChatResult:
+    async def chat(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> ChatResult:
         chunks, usage, finish = self._answer(request, model)
         prof = _profile(model)
         await self._sleep(prof.ttft_s + prof.per_token_s * usage.completion_tokens)
@@ -230,7 +231,7 @@ class SimulatedProvider:
         # always emitted; the gateway strips it unless the client asked for stream_options.include_usage
         yield chunk(None, usage_obj=_usage_json(usage))  # type: ignore[arg-type]
 
-    async def embed(self, request: dict[str, Any], model: str) -> EmbeddingResult:
+    async def embed(self, request: dict[str, Any], model: str, *, timeout_s: float | None = None) -> EmbeddingResult:
         """Deterministic unit vectors: the same input always embeds to the same point."""
         inputs = request.get("input")
         items = (

@@ -8,6 +8,8 @@ import httpx
 import openai
 import pytest
 
+from tests.routing.conftest import deployments
+
 MSG = [{"role": "user", "content": "hello there"}]
 
 # ``a`` is all but certain to be picked first, so the tests know which deployment failed
@@ -124,6 +126,10 @@ def test_slow_answer_times_out_and_another_deployment_answers(routed_gateway, fa
     t0 = time.monotonic()
     assert client(gw).chat.completions.create(model="m", messages=MSG).choices[0].message.content
     assert time.monotonic() - t0 < 1.5
+    # the attempt's limit reaches the HTTP client (the provider's own timeout_s is 10 s): a timeout, then a retry
+    assert "did not answer within 0.3s" in deployments(gw)["m/a"]["last_error"]
+    ev = gw.events().row(0, named=True)
+    assert ev["provider"] == "b" and ev["routing_decision"] == "retry:m/a->m/b after timeout (2 attempts)"
 
 
 def test_stream_falls_back_to_another_model_before_the_first_chunk(routed_gateway, fakes):

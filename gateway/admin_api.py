@@ -80,7 +80,7 @@ def _guarded(handler: Handler, status: int = 200) -> Callable[[Request], Awaitab
 
 
 async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
-    body = await read_json_body(request, _MAX_BODY) if await request.body() else {}
+    body = await read_json_body(request, _MAX_BODY, allow_empty=True)
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidRequestError(f"Unknown field(s) {unknown}; allowed: {sorted(allowed)}.", param=unknown[0])

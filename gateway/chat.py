@@ -194,12 +194,16 @@ async def _iterate(chunks: list[StreamChunk]) -> AsyncIterator[StreamChunk]:
 
 
 def _store(state: GatewayState, call: CallRecord, body: bytes, finish_reason: str | None) -> None:
-    if call.http_status != 200:
-        return
+    exact = state.cache is not None and call.cache_status == "miss" and call.cache_key
+    semantic = call.semantic_pending is not None and call.usage is not None
+    if call.http_status != 200 or not (exact or semantic):
+        return  # the common case: no cache asked for this answer
     answer = CachedAnswer(body, call.usage, call.served_model or "", finish_reason, time.time(), call.is_simulated)
-    if state.cache is not None and call.cache_status == "miss" and call.cache_key:
+    if exact:
+        assert state.cache is not None and call.cache_key
         state.cache.put(call.cache_key, answer)
-    if call.semantic_pending is not None and call.usage is not None:
+    if semantic:
+        assert call.semantic_pending is not None
         scope, text, vector = call.semantic_pending
         call.semantic_pending = None
         state.optimizers.semantic_store(scope, text, _answer_bytes(answer), vector)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
 
@@ -53,18 +53,34 @@ def bearer_token(request: Request) -> str:
     )
 
 
-async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
+async def read_json_body(request: Request, limit: int, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request's JSON object (read once: this consumes the body). ``allow_empty``: no body reads as ``{}``."""
     declared = client_headers(request).get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"Request body is larger than the {limit}-byte limit.", code="body_too_large")
+    # The ASGI messages themselves rather than ``request.stream()``: its async generator cost ~2 us a request.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"Request body is larger than the {limit}-byte limit.", code="body_too_large")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"Request body is larger than the {limit}-byte limit.", code="body_too_large"
+                )
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if not raw and allow_empty:
+        return {}
     if not raw:
         raise InvalidRequestError("Request body is empty; send a JSON object.", code="invalid_json")
     try:

@@ -53,16 +53,24 @@ class Limiter:
         self.keys = keys
         self.prices = prices
         self.settings = settings
+        self._solo: dict[str, tuple[ApiKey, str, tuple[BudgetLine, ...]]] = {}
 
     def budgets(self, key: ApiKey, now: float) -> tuple[BudgetLine, ...]:
         window, resets = current_window(key.budget_period, now)
-        lines = [BudgetLine("key", key.key_id, window, key.budget_usd, resets)]
-        if key.team_id:
-            team = self.keys.team(key.team_id)
-            period = team.period if team else "total"
-            window, resets = current_window(period, now)
-            lines.append(BudgetLine("team", key.team_id, window, team.budget_usd if team else None, resets))
-        return tuple(lines)
+        if not key.team_id:
+            # the same (immutable) key in the same window has the same line: reuse it rather than build it per call
+            hit = self._solo.get(key.key_id)
+            if hit is not None and hit[0] is key and hit[1] == window:
+                return hit[2]
+            solo = (BudgetLine("key", key.key_id, window, key.budget_usd, resets),)
+            self._solo[key.key_id] = (key, window, solo)
+            return solo
+        team = self.keys.team(key.team_id)  # looked up each call: a team budget changed by an admin applies at once
+        team_window, team_resets = current_window(team.period if team else "total", now)
+        return (
+            BudgetLine("key", key.key_id, window, key.budget_usd, resets),
+            BudgetLine("team", key.team_id, team_window, team.budget_usd if team else None, team_resets),
+        )
 
     def worst_case(
         self,

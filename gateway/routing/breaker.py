@@ -24,6 +24,9 @@ class CircuitState(IntEnum):
     OPEN = 2
 
 
+_CLOSED = CircuitState.CLOSED
+
+
 class CircuitBreaker:
     def __init__(
         self,
@@ -55,11 +58,15 @@ class CircuitBreaker:
 
     def available(self) -> bool:
         """Would a call be let through now (without taking the half-open probe slot)?"""
+        if self._state is _CLOSED:
+            return True  # every call asks: skip the property while nothing is wrong
         state = self.state
         return state is CircuitState.CLOSED or (state is CircuitState.HALF_OPEN and not self._probing)
 
     def acquire(self) -> bool:
         """Take permission for one call; in half-open that is the one probe. Pair with a ``record_*`` call."""
+        if self._state is _CLOSED:
+            return True
         state = self.state
         if state is CircuitState.CLOSED:
             return True

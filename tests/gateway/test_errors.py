@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import openai
+import orjson
 import pytest
 
 OK_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -137,6 +140,24 @@ def test_body_size_limit(make_gateway):
     r = httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {gw.key}"}, json=big)
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "body_too_large"
+
+
+def test_chunked_body_is_read_whole_and_held_to_the_limit(make_gateway):
+    """No content-length (chunked upload): the body arrives in pieces, the limit is checked as they come."""
+    gw = make_gateway(max_body_bytes=2048)
+    headers = {"authorization": f"Bearer {gw.key}", "content-type": "application/json"}
+    raw = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello in pieces"}]})
+
+    def pieces(data: bytes, size: int = 7) -> Iterator[bytes]:
+        for i in range(0, len(data), size):
+            yield data[i : i + size]
+
+    r = httpx.post(gw.base_url + "/chat/completions", headers=headers, content=pieces(raw))
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"]
+    big = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 5000}]})
+    r = httpx.post(gw.base_url + "/chat/completions", headers=headers, content=pieces(big, 512))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
 
 
 def test_unknown_endpoint_and_method_are_json(gw):

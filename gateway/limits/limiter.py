@@ -113,21 +113,24 @@ class Limiter:
         if prompt_tokens is None:
             prompt_tokens = message_tokens_upper_bound(call.messages or [])
         try:
-            call.reservation = await self._reserve(call, body, route, prompt_tokens, completion_tokens)
+            call.reservation = await self.store.reserve(
+                self._request(call, body, route, prompt_tokens, completion_tokens)
+            )
         except RateLimitError:
             if exact:
                 raise
             counted = count_message_tokens(call.messages or [], route.baseline_price_model)
-            call.reservation = await self._reserve(call, body, route, counted, completion_tokens)
+            call.reservation = await self.store.reserve(self._request(call, body, route, counted, completion_tokens))
 
-    async def _reserve(
+    def _request(
         self,
         call: CallRecord,
         body: dict[str, Any],
         route: ModelRoute,
         prompt_tokens: int,
         completion_tokens: int | None,
-    ) -> Any:
+    ) -> AdmissionRequest:
+        """What the store must hold for this call: its worst-case cost and tokens against the key's limits."""
         assert call.key is not None
         now = time.time()
         usd, tokens = self.worst_case(
@@ -137,10 +140,9 @@ class Limiter:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
         )
-        req = AdmissionRequest(
+        return AdmissionRequest(
             call.key.key_id, self.budgets(call.key, now), call.key.rpm, call.key.tpm, usd, tokens, now
         )
-        return await self.store.reserve(req)
 
     def close(self, call: CallRecord) -> None:
         """After ``call.close``: settle to the priced cost, or release if nothing was used. Idempotent."""

@@ -120,10 +120,11 @@ class SqliteLimitStore:
     # -- the request path: all in memory ----------------------------------------------------------------------
 
     async def reserve(self, req: AdmissionRequest) -> Reservation:
+        window = req.rate_window
         with self._lock:
             rate = self._rates.get(req.key_id)
-            if rate is None or rate[0] != req.rate_window:
-                rate = [req.rate_window, 0, 0]
+            if rate is None or rate[0] != window:
+                rate = [window, 0, 0]
             if req.rpm is not None and rate[1] + 1 > req.rpm:
                 raise rate_exceeded("requests", req.rpm, req)
             if req.tpm is not None and rate[2] + req.tokens > req.tpm:
@@ -141,7 +142,7 @@ class SqliteLimitStore:
             for line in req.budgets:
                 slot = (line.scope, line.scope_id, line.window)
                 self._held[slot] = self._held.get(slot, 0.0) + req.cost_usd
-            res = Reservation(req.key_id, req.budgets, req.cost_usd, req.tokens, req.rate_window)
+            res = Reservation(req.key_id, req.budgets, req.cost_usd, req.tokens, window)
             self._open.add(res)
             return res
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from gateway.calls import CallRecord
@@ -102,9 +102,11 @@ class Dispatcher:
         """Embeddings get the chat path's balancing, retries, breaker and fallbacks."""
         return await self._unary(call, route, lambda provider, target, kw: provider.embed(body, target, **kw))
 
-    async def _unary(
+    def _unary(
         self, call: CallRecord, route: ModelRoute, send: Callable[[Provider, str, dict[str, Any]], Awaitable[T]]
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
+        """The routed call, to be awaited by the entry point (one coroutine fewer per call)."""
+
         async def attempt(dep: DeploymentState, group: ModelGroup, deadline: float) -> T:
             provider = self.providers[dep.provider]
             limit = min(group.settings.total_timeout_s, deadline - self.clock())
@@ -132,7 +134,7 @@ class Dispatcher:
             self._succeeded(dep, time.perf_counter() - t_up)
             return result
 
-        return await self._route(call, route, attempt)
+        return self._route(call, route, attempt)
 
     async def open_stream(
         self, call: CallRecord, body: dict[str, Any], route: ModelRoute
@@ -233,7 +235,12 @@ class Dispatcher:
                     live = [d for d in live if d.breaker.available()]
                     if not live:
                         break
-                dep = self._policies[group.route.name].choose(fresh or live, self.rng)
+                candidates = fresh or live
+                dep = (
+                    candidates[0]
+                    if len(candidates) == 1
+                    else self._policies[group.route.name].choose(candidates, self.rng)
+                )
                 if not dep.breaker.acquire():
                     continue  # another call took the half-open probe slot meanwhile
                 attempts += 1

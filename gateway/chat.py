@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from gateway.cache.exact import CachedAnswer, assemble_stream, replay_stream
 from gateway.calls import CallRecord
 from gateway.config import ModelRoute
-from gateway.errors import ApexError, NotFoundError
+from gateway.errors import ApexError, NotFoundError, UpstreamError
 from gateway.inbound import client_headers, validate_chat_request
 from gateway.optimize import Hints, routing_text, semantic_key
 from gateway.providers import ChatResult, StreamChunk, Usage
@@ -27,6 +28,8 @@ from gateway.state import GatewayState
 from gateway.tokens import count_message_tokens, count_text_tokens
 
 __all__ = ["StreamSession", "attribute", "estimate_usage", "optimizer_headers", "run_chat"]
+
+log = logging.getLogger("apex.gateway")
 
 
 def attribute(call: CallRecord, request: Request, body: dict[str, Any]) -> None:
@@ -142,7 +145,13 @@ async def _semantic(
         call.cache_status = call.cache_status or "bypass"
         return None
     scope, text = keyed
-    match, vector = await state.optimizers.semantic_lookup(scope, text)
+    provided = None
+    if s.embedding_model is not None:
+        provided = await _provider_vector(state, call, s.embedding_model, text)
+        if provided is None:
+            call.cache_status = call.cache_status or "bypass"  # no vector: the call goes on uncached
+            return None
+    match, vector = await state.optimizers.semantic_lookup(scope, text, provided)
     call.semantic_pending = (scope, text, vector)
     call.cache_status = "miss"
     if match is None:
@@ -155,6 +164,34 @@ async def _semantic(
         return None
     call.semantic_pending = None
     return _serve_answer(state, call, _answer_from_bytes(match.response), "hit_semantic")
+
+
+async def _provider_vector(state: GatewayState, call: CallRecord, model: str, text: str) -> Any:
+    """``text`` embedded by ``model`` through Apex's own embeddings path, as the calling key: admitted against its
+    limits, routed with retries and fallbacks, priced and logged as its own event (feature ``apex:semantic-cache``),
+    so the lookup's cost is in the spend like any call's. None (logged) if it fails: the chat call is not failed."""
+    import numpy as np
+
+    from gateway.embeddings_api import ENDPOINT, embed_call  # imports this module: import here, not at the top
+
+    lookup = CallRecord(endpoint=ENDPOINT)
+    lookup.key, lookup.end_user, lookup.feature, lookup.tags = call.key, call.end_user, "apex:semantic-cache", call.tags
+    try:
+        result = await embed_call(state, lookup, {"model": model, "input": text})
+        vector = np.asarray(orjson.loads(result.body)["data"][0]["embedding"], dtype=np.float32)
+        norm = float(np.linalg.norm(vector))
+        if vector.ndim != 1 or not vector.size or not norm:
+            raise UpstreamError(f"{model!r} returned no usable embedding", code="upstream_bad_response")
+        return vector / norm
+    except ApexError as err:
+        lookup.fail(err)
+        log.warning("semantic cache lookup skipped for %s: embedding with %r failed: %s", call.request_id, model, err)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        lookup.fail(UpstreamError(f"unexpected embeddings answer: {exc!r}", code="upstream_bad_response"))
+        log.warning("semantic cache lookup skipped for %s: %r answered an unexpected shape", call.request_id, model)
+    finally:
+        state.finish(lookup)
+    return None
 
 
 def _compress(state: GatewayState, call: CallRecord, body: dict[str, Any], model: str) -> dict[str, Any]:

@@ -288,6 +288,11 @@ class SemanticCacheSettings(_Frozen):
     """Also cache multi-turn conversations, keyed by the last user turn plus a hash of the earlier turns."""
     include_sampled: bool = False
     """Also serve requests that set ``temperature > 0`` (they asked for varied answers, so it is opt-in)."""
+    embedding_model: str | None = None
+    """Embed lookups with this model, one of ``models`` (a provider's embeddings through Apex's own adapters,
+    routed, limited and logged like any ``/v1/embeddings`` call, at the requesting key's expense) instead of the
+    bundled all-MiniLM-L6-v2. Its entries live in their own directory under ``dir``. The default thresholds were
+    chosen for the bundled model (``bench/cache_quality.py``): re-check them for another one."""
 
 
 class CacheSettings(_Frozen):
@@ -420,6 +425,9 @@ class Settings(_Frozen):
             raise ValueError("optimizers.auto_routing: set both strong_model and weak_model, or neither")
         if auto.alias in model_names:
             raise ValueError(f"optimizers.auto_routing.alias: {auto.alias!r} is also a configured model name")
+        embedder = self.cache.semantic.embedding_model
+        if embedder is not None and embedder not in model_names:
+            raise ValueError(f"cache.semantic.embedding_model: {embedder!r} is not a configured model")
         return self
 
     @property

@@ -12,11 +12,11 @@ from gateway.chat import attribute
 from gateway.errors import ApexError, InvalidRequestError, NotFoundError
 from gateway.inbound import positive_int, read_json_body, require_model
 from gateway.openai_api import JSON, error_response, internal_error
-from gateway.providers.base import Usage
+from gateway.providers.base import EmbeddingResult, Usage
 from gateway.state import GatewayState
 from gateway.tokens import count_text_tokens
 
-__all__ = ["embeddings", "validate_embeddings_request"]
+__all__ = ["embed_call", "embeddings", "validate_embeddings_request"]
 
 ENDPOINT = "/v1/embeddings"
 _INPUT_HELP = "'input' must be a non-empty string, array of strings, array of token ids, or array of token arrays."
@@ -56,6 +56,33 @@ def _estimate(inputs: Any, model: str) -> Usage:
     return Usage(prompt_tokens=tokens)
 
 
+async def embed_call(state: GatewayState, call: CallRecord, body: dict[str, Any]) -> EmbeddingResult:
+    """Validate, admit and dispatch one embeddings call for ``call.key`` (the endpoint's, and the semantic cache's
+    lookups when it embeds with a provider). Sets the call's usage; the caller records the call."""
+    model, inputs = validate_embeddings_request(body)
+    call.requested_model = model
+    call.messages = inputs
+    route = state.settings.route(model)
+    if route is None:
+        raise NotFoundError(
+            f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
+            param="model",
+            code="model_not_found",
+        )
+    # reserve the input tokens against budgets and rate limits, like a chat call (no completion tokens)
+    assert state.limiter is not None and state.dispatcher is not None
+    await state.limiter.admit(
+        call, body, route, prompt_tokens=_estimate(inputs, model).prompt_tokens, completion_tokens=0
+    )
+    # the dispatcher balances, retries, trips breakers and falls back exactly as for chat
+    result = await state.dispatcher.embed(call, body, route)
+    if result.usage is not None:
+        call.usage, call.usage_source = result.usage, "provider"
+    else:
+        call.usage, call.usage_source = _estimate(inputs, model), "estimated"
+    return result
+
+
 async def embeddings(request: Request) -> Response:
     state: GatewayState = request.app.state.apex
     call = CallRecord(endpoint=ENDPOINT)
@@ -66,27 +93,7 @@ async def embeddings(request: Request) -> Response:
     try:
         body = await read_json_body(request, state.settings.gateway.max_body_bytes)
         attribute(call, request, body)
-        model, inputs = validate_embeddings_request(body)
-        call.requested_model = model
-        call.messages = inputs
-        route = state.settings.route(model)
-        if route is None:
-            raise NotFoundError(
-                f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
-                param="model",
-                code="model_not_found",
-            )
-        # reserve the input tokens against budgets and rate limits, like a chat call (no completion tokens)
-        await state.limiter.admit(
-            call, body, route, prompt_tokens=_estimate(inputs, model).prompt_tokens, completion_tokens=0
-        )
-        # the dispatcher balances, retries, trips breakers and falls back exactly as for chat
-        assert state.dispatcher is not None
-        result = await state.dispatcher.embed(call, body, route)
-        if result.usage is not None:
-            call.usage, call.usage_source = result.usage, "provider"
-        else:
-            call.usage, call.usage_source = _estimate(inputs, model), "estimated"
+        result = await embed_call(state, call, body)
         return Response(result.body, media_type=JSON, headers={"x-request-id": call.request_id})
     except ApexError as err:
         call.fail(err)

@@ -27,6 +27,7 @@ import gc
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -296,7 +297,9 @@ class Optimizers:
 
     # -- semantic cache -----------------------------------------------------------------------------------------
 
-    def _cache(self) -> SemanticCache:
+    def _cache(self, dimension: int | None = None) -> SemanticCache:
+        """The cache (opened on first use). With ``cache.semantic.embedding_model`` the vectors come from the
+        provider, so the first one sets the dimension, and the entries get their own directory."""
         if self._semantic is None:
             with self._semantic_lock:
                 if self._semantic is None:
@@ -308,24 +311,34 @@ class Optimizers:
                         options["similarity_threshold"] = s.similarity_threshold
                     if s.verify_threshold is not None:
                         options["verify_threshold"] = s.verify_threshold
-                    self._semantic = SemanticCache(self.settings.semantic_cache_dir, **options)
+                    path = self.settings.semantic_cache_dir
+                    if s.embedding_model is not None:
+                        assert dimension is not None, "provider embeddings: the vector comes first"
+                        options["dimension"] = dimension
+                        path = path / ("provider-" + re.sub(r"[^A-Za-z0-9._-]+", "_", s.embedding_model))
+                    self._semantic = SemanticCache(path, **options)
                     _freeze_imports()
         return self._semantic
 
-    def _lookup(self, scope: str, text: str) -> tuple[CacheMatch | None, Any]:
-        cache = self._cache()
-        vector = cache.embed(text)
+    def _lookup(self, scope: str, text: str, vector: Any) -> tuple[CacheMatch | None, Any]:
+        if vector is None:
+            cache = self._cache()
+            vector = cache.embed(text)
+        else:
+            cache = self._cache(len(vector))
         return cache.lookup(scope, text, vector=vector), vector
 
-    async def semantic_lookup(self, scope: str, text: str) -> tuple[CacheMatch | None, Any]:
-        return await self.run(self._lookup, scope, text)
+    async def semantic_lookup(self, scope: str, text: str, vector: Any = None) -> tuple[CacheMatch | None, Any]:
+        """The best match for ``text`` and the vector it was looked up with (embedded here with the bundled model
+        unless ``vector`` came from the configured provider model)."""
+        return await self.run(self._lookup, scope, text, vector)
 
     def semantic_store(self, scope: str, text: str, payload: bytes, vector: Any) -> None:
         """Insert in the background: the client already has its answer and must not wait for the write."""
 
         def insert() -> None:
             try:
-                self._cache().insert(scope, text, payload, vector=vector)
+                self._cache(len(vector)).insert(scope, text, payload, vector=vector)
             except Exception:
                 log.exception("semantic cache insert failed (the answer was served; only the entry is lost)")
 

@@ -40,6 +40,7 @@ objects, which makes every *full* collection take 45-90 ms; a process that impor
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -71,16 +72,22 @@ _FLUSH_BATCH = 512
 _OPTIMIZE_EVERY_FLUSHES = 64
 _PURGE_INTERVAL_S = 60.0
 
-SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string()),
-        pa.field("scope", pa.string()),
-        pa.field("text", pa.string()),
-        pa.field("response", pa.binary()),
-        pa.field("created_at", pa.float64()),
-        pa.field("vector", pa.list_(pa.float32(), DIMENSION)),
-    ]
-)
+
+def schema_for(dimension: int) -> pa.Schema:
+    """The LanceDB table's schema for vectors of ``dimension`` floats (384 for the local model)."""
+    return pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("scope", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("response", pa.binary()),
+            pa.field("created_at", pa.float64()),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ]
+    )
+
+
+SCHEMA = schema_for(DIMENSION)
 
 
 class Embedder(Protocol):
@@ -112,13 +119,16 @@ class CacheStats:
     pending_writes: int = 0
 
 
-# A fixed projection so codes are stable across restarts (they are rebuilt from the stored vectors on open).
-_HYPERPLANES = np.random.default_rng(20240601).standard_normal((DIMENSION, CODE_BITS)).astype(np.float32)
+@functools.lru_cache(maxsize=8)
+def _hyperplanes(dimension: int) -> np.ndarray:
+    # A fixed projection per dimension, so codes are stable across restarts (rebuilt from the stored vectors).
+    return np.random.default_rng(20240601).standard_normal((dimension, CODE_BITS)).astype(np.float32)
 
 
 def simhash(vectors: np.ndarray) -> np.ndarray:
     """Sign bits of random projections, packed into ``uint64[n, CODE_BITS / 64]``."""
-    bits = (np.atleast_2d(vectors).astype(np.float32, copy=False) @ _HYPERPLANES) > 0
+    vectors = np.atleast_2d(vectors).astype(np.float32, copy=False)
+    bits = (vectors @ _hyperplanes(vectors.shape[1])) > 0
     return np.packbits(bits, axis=1).view(np.uint64)
 
 
@@ -144,8 +154,8 @@ class _ScopeIndex:
 
     __slots__ = ("vectors", "codes", "created", "alive", "ids", "texts", "responses", "free", "size", "count")
 
-    def __init__(self, capacity: int = 16) -> None:
-        self.vectors = np.zeros((capacity, DIMENSION), np.float16)
+    def __init__(self, dimension: int, capacity: int = 16) -> None:
+        self.vectors = np.zeros((capacity, dimension), np.float16)
         self.codes = np.zeros((_CODE_WORDS, capacity), np.uint64)
         self.created = np.zeros(capacity, np.float64)
         self.alive = np.zeros(capacity, bool)
@@ -234,6 +244,7 @@ class SemanticCache:
         path: str | Path,
         *,
         embedder: Embedder | None = None,
+        dimension: int = DIMENSION,
         similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
         verify_threshold: float = DEFAULT_VERIFY_THRESHOLD,
         ttl_s: float = 86400,
@@ -246,6 +257,7 @@ class SemanticCache:
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.path = Path(path)
+        self.dimension = dimension
         self.similarity_threshold = similarity_threshold
         self.verify_threshold = verify_threshold
         self.ttl_s = ttl_s
@@ -269,7 +281,16 @@ class SemanticCache:
         self._closed = threading.Event()
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(str(self.path))
-        self._table = self._db.create_table(TABLE_NAME, schema=SCHEMA, exist_ok=True)
+        try:
+            self._table = self._db.open_table(TABLE_NAME)
+        except ValueError:  # not created yet
+            self._table = self._db.create_table(TABLE_NAME, schema=schema_for(dimension), exist_ok=True)
+        stored = self._table.schema.field("vector").type.list_size
+        if stored != dimension:
+            raise ValueError(
+                f"the semantic cache at {self.path} holds {stored}-dimension vectors, not {dimension}: it was filled "
+                "with another embedding model. Point cache.semantic.dir elsewhere (or delete the directory)."
+            )
         self._load()
         self._flusher = threading.Thread(target=self._flush_loop, name="semantic-cache-flush", daemon=True)
         self._flusher.start()
@@ -343,8 +364,8 @@ class SemanticCache:
         """Store ``response`` for ``text`` in ``scope``; returns the new entry id. Persisted within ~1 s."""
         now = time.time() if now is None else now
         vec = self.embed(text) if vector is None else np.asarray(vector, dtype=np.float32).reshape(-1)
-        if vec.shape != (DIMENSION,):
-            raise ValueError(f"vector must have shape ({DIMENSION},), got {vec.shape}")
+        if vec.shape != (self.dimension,):
+            raise ValueError(f"vector must have shape ({self.dimension},), got {vec.shape}")
         row = _Row(uuid.uuid4().hex, scope, text, bytes(response), now, vec)
         code = simhash(vec)[0]
         with self._lock:
@@ -394,7 +415,7 @@ class SemanticCache:
     def _add_locked(self, row: _Row, code: np.ndarray) -> None:
         index = self._scopes.get(row.scope)
         if index is None:
-            index = self._scopes[row.scope] = _ScopeIndex()
+            index = self._scopes[row.scope] = _ScopeIndex(self.dimension)
         slot = index.add(row.entry_id, row.text, row.response, row.created_at, row.vector.astype(np.float16), code)
         self._lru[row.entry_id] = (row.scope, slot)
 
@@ -437,7 +458,7 @@ class SemanticCache:
         if len(alive) > self.max_entries:
             stale += [table.column("id")[int(i)].as_py() for i in alive[: len(alive) - self.max_entries]]
             alive = alive[len(alive) - self.max_entries :]
-        vectors = table.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, DIMENSION)
+        vectors = table.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, self.dimension)
         ids, scopes, texts = (table.column(c).to_pylist() for c in ("id", "scope", "text"))
         responses = table.column("response").to_pylist()
         codes = simhash(vectors[alive]) if len(alive) else np.zeros((0, _CODE_WORDS), np.uint64)
@@ -471,7 +492,7 @@ class SemanticCache:
             deleted = set(deletes)
             rows = [row for row in adds if row.entry_id not in deleted]
             if rows:
-                self._table.add(self._rows_table(rows))
+                self._table.add(self._rows_table(rows, self.dimension))
             # Ids evicted before they were ever written need no delete.
             written = deleted - {row.entry_id for row in adds}
             if written:
@@ -493,7 +514,7 @@ class SemanticCache:
             self._table.delete("id IN (" + ",".join(f"'{i}'" for i in safe[start : start + 1000]) + ")")
 
     @staticmethod
-    def _rows_table(rows: list[_Row]) -> pa.Table:
+    def _rows_table(rows: list[_Row], dimension: int) -> pa.Table:
         flat = np.concatenate([row.vector.astype(np.float32) for row in rows])
         return pa.table(
             {
@@ -502,7 +523,7 @@ class SemanticCache:
                 "text": [row.text for row in rows],
                 "response": [row.response for row in rows],
                 "created_at": [row.created_at for row in rows],
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), DIMENSION),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dimension),
             },
-            schema=SCHEMA,
+            schema=schema_for(dimension),
         )

@@ -209,6 +209,72 @@ def test_a_different_question_with_the_same_words_misses(opt_gateway, fake_provi
     assert ev["cache_status"] == "miss" and ev["cost_usd"] > 0 and ev["savings_cache_usd"] is None
 
 
+def _embedding_gateway(tmp_path, fake_url, model):
+    cfg = gateway_config(tmp_path / "gw-embed", fake_url)
+    cfg["models"] += [
+        {"name": "embed-small", "provider": "fake", "upstream_model": "text-embedding-3-small"},
+        {
+            "name": "embed-broken",
+            "provider": "fake",
+            "upstream_model": "fake-500",
+            "price_model": "text-embedding-3-small",
+        },
+    ]
+    cfg["cache"] = {"semantic": {"embedding_model": model}}
+    path = tmp_path / "apex-embed.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return start_gateway(load_settings(path))
+
+
+def test_the_semantic_cache_can_embed_with_a_provider_model(tmp_path, fake_provider):
+    """cache.semantic.embedding_model: lookups are embedded by that model through Apex's own embeddings path, and
+    each lookup is a priced event of the asking key (its cost is spend like any other call)."""
+    gw = _embedding_gateway(tmp_path, fake_provider.base_url, "embed-small")
+    try:
+        c = client(gw)
+        before = len(fake_provider.requests)
+        question = "What is the refund window for annual plans?"
+        h1, first = chat(c, question, headers=SEMANTIC)
+        assert h1["x-apex-cache"] == "miss"
+        h2 = None
+        for _ in range(40):  # the insert lands after the answer was sent
+            h2, second = chat(c, question, headers=SEMANTIC)
+            if h2["x-apex-cache"] == "hit":
+                break
+            time.sleep(0.05)
+        assert h2 is not None and h2["x-apex-cache"] == "hit" and h2["x-apex-cache-kind"] == "semantic"
+        assert second.choices[0].message.content == first.choices[0].message.content
+        sent = fake_provider.requests[before:]
+        embedded = [r for r in sent if r.get("model") == "text-embedding-3-small"]
+        assert embedded and all(r["input"] == question for r in embedded)
+        assert (gw.settings.semantic_cache_dir / "provider-embed-small").is_dir()  # its own store (8-dim vectors)
+    finally:
+        events = gw.events().sort("ts_start")
+    lookups = events.filter(events["endpoint"] == "/v1/embeddings")
+    assert lookups.height == len(embedded)
+    row = lookups.row(0, named=True)
+    price = PriceTable.from_litellm().lookup("text-embedding-3-small")
+    assert row["feature"] == "apex:semantic-cache" and row["customer_id"] == "cust-test"
+    assert row["http_status"] == 200 and row["prompt_tokens"] == len(question.split())
+    assert row["cost_usd"] == pytest.approx(row["prompt_tokens"] * price.input_cost_per_token, rel=1e-9)
+    assert events.filter(events["cache_status"] == "hit_semantic").height >= 1
+
+
+def test_a_failing_embedding_model_leaves_the_call_uncached_not_failed(tmp_path, fake_provider):
+    gw = _embedding_gateway(tmp_path, fake_provider.base_url, "embed-broken")
+    try:
+        headers, answer = chat(client(gw), "Where is my invoice?", headers=SEMANTIC)
+        assert headers["x-apex-cache"] == "bypass"
+        assert answer.choices[0].message.content == "echo: Where is my invoice?"
+    finally:
+        events = gw.events()
+    failed = events.filter(events["endpoint"] == "/v1/embeddings").row(0, named=True)
+    assert failed["http_status"] >= 500 and failed["error_type"].startswith("upstream")
+    assert failed["feature"] == "apex:semantic-cache" and failed["cost_usd"] is None
+    served = events.filter(events["endpoint"] == "/v1/chat/completions").row(0, named=True)
+    assert served["http_status"] == 200 and served["cache_status"] == "bypass" and served["cost_usd"] > 0
+
+
 def test_another_tenant_never_hits_the_semantic_cache(opt_gateway):
     gw = opt_gateway()
     c = client(gw)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +235,30 @@ def test_verifier_features_see_the_difference() -> None:
     assert not analyse("Is life for everyone?").negated
     assert analyse("How do I prepare in 2 months?").numbers == frozenset({"2"})
     assert stem("studying") == stem("studies") == "studi"
+
+
+class _HashEmbedder:
+    """Another embedding model's shape: 64-dimension unit vectors from word hashes (similar texts, similar vectors)."""
+
+    dimension = 64
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, zlib.crc32(word.encode()) % self.dimension] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def test_other_embedding_dimensions_store_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "provider-embeddings"
+    with SemanticCache(path, embedder=_HashEmbedder(), dimension=64) as cache:
+        cache.insert("s", "what is the capital of france", b"paris")
+        match = cache.lookup("s", "what is the capital of france")
+        assert match is not None and match.verified and match.response == b"paris"
+        with pytest.raises(ValueError, match=r"shape \(64,\)"):
+            cache.insert("s", "x", b"y", vector=np.ones(384, np.float32))
+    with SemanticCache(path, embedder=_HashEmbedder(), dimension=64) as reopened:
+        assert len(reopened) == 1
+    with pytest.raises(ValueError, match="holds 64-dimension vectors, not 384"):
+        SemanticCache(path, embedder=_HashEmbedder())

@@ -180,7 +180,7 @@ async def _provider_vector(state: GatewayState, call: CallRecord, model: str, te
         result = await embed_call(state, lookup, {"model": model, "input": text})
         vector = np.asarray(orjson.loads(result.body)["data"][0]["embedding"], dtype=np.float32)
         norm = float(np.linalg.norm(vector))
-        if vector.ndim != 1 or not vector.size or not norm:
+        if vector.ndim != 1 or not vector.size or not norm or not np.isfinite(norm):
             raise UpstreamError(f"{model!r} returned no usable embedding", code="upstream_bad_response")
         return vector / norm
     except ApexError as err:

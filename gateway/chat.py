@@ -20,7 +20,7 @@ from starlette.requests import Request
 from gateway.cache.exact import CachedAnswer, assemble_stream, replay_stream
 from gateway.calls import CallRecord
 from gateway.config import ModelRoute
-from gateway.errors import ApexError, NotFoundError, UpstreamError
+from gateway.errors import ApexError, UpstreamError, model_not_found
 from gateway.inbound import client_headers, validate_chat_request
 from gateway.optimize import Hints, routing_text, semantic_key
 from gateway.providers import ChatResult, StreamChunk, Usage
@@ -262,11 +262,7 @@ async def run_chat(
     auto = state.optimizers.auto_route_for(call, model)
     route = auto[0] if auto is not None else state.settings.route(model)
     if route is None:
-        raise NotFoundError(
-            f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(model)
     assert call.key is not None and state.dispatcher is not None
     assert state.limiter is not None
     # the reservation is for the route asked for (the strong model under auto-routing): the worst case

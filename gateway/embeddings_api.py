@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from gateway.calls import CallRecord
 from gateway.chat import attribute
-from gateway.errors import ApexError, InvalidRequestError, NotFoundError
+from gateway.errors import ApexError, InvalidRequestError, model_not_found
 from gateway.inbound import positive_int, read_json_body, require_model
 from gateway.openai_api import JSON, error_response, internal_error
 from gateway.providers.base import EmbeddingResult, Usage
@@ -64,11 +64,7 @@ async def embed_call(state: GatewayState, call: CallRecord, body: dict[str, Any]
     call.messages = inputs
     route = state.settings.route(model)
     if route is None:
-        raise NotFoundError(
-            f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(model)
     # reserve the input tokens against budgets and rate limits, like a chat call (no completion tokens)
     assert state.limiter is not None and state.dispatcher is not None
     await state.limiter.admit(

@@ -29,6 +29,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRateLimitError",
     "UpstreamTimeoutError",
+    "model_not_found",
 ]
 
 
@@ -83,6 +84,15 @@ class PermissionDeniedError(ApexError):
 class NotFoundError(ApexError):
     status = 404
     type = "invalid_request_error"
+
+
+def model_not_found(model: str) -> NotFoundError:
+    """What every endpoint answers for a model name that no route serves."""
+    return NotFoundError(
+        f"The model '{model}' does not exist or is not configured in Apex (see GET /v1/models).",
+        param="model",
+        code="model_not_found",
+    )
 
 
 class RateLimitError(ApexError):

@@ -34,9 +34,14 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow and not e2e"
 
+PY_DIRS := contracts gateway optimizers iac sandbox dagster_project dashboards tests bench
+
+# Style, the allowed import directions (pyproject's [tool.importlinter]) and types ([tool.mypy]).
 lint: setup
-	$(VENV)/bin/ruff check gateway optimizers iac sandbox dagster_project dashboards tests bench
-	$(VENV)/bin/ruff format --check gateway optimizers iac sandbox dagster_project dashboards tests bench
+	$(VENV)/bin/ruff check $(PY_DIRS)
+	$(VENV)/bin/ruff format --check $(PY_DIRS)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(VENV)/bin/python bench/gateway_bench.py

@@ -138,7 +138,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, logfile: Path
 def register_key(config: Path = CONFIG) -> Path:
     """Register sk-bench-1234 in the key store of ``config`` (idempotent) and give it (unreachable) limits."""
     sys.path.insert(0, str(ROOT))
-    from gateway.config import load_settings
+    from contracts.settings import load_settings
     from gateway.keys import KeyStore, hash_key
 
     settings = load_settings(config)
@@ -154,7 +154,7 @@ def register_key(config: Path = CONFIG) -> Path:
 
 def apex_cmd() -> list[str]:
     apex = ROOT / ".venv" / "bin" / "apex"
-    return [str(apex)] if apex.exists() else [sys.executable, "-m", "gateway.cli"]
+    return [str(apex)] if apex.exists() else [sys.executable, "-m", "contracts.console"]
 
 
 def start_fake_provider(procs: Procs, cpu: int | None, logname: str = "fake_provider.log") -> subprocess.Popen[bytes]:

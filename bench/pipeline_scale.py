@@ -46,8 +46,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from contracts.validation_runs import runs_dir_for, synthetic_validation_runs, write_validation_runs  # noqa: E402
 from sandbox.synthetic_events import write_synthetic_events  # noqa: E402
-from sandbox.validation_runs import runs_dir_for, synthetic_validation_runs, write_validation_runs  # noqa: E402
 
 DBT_DIR = ROOT / "dbt"
 START = datetime(2026, 1, 5, tzinfo=UTC)

@@ -19,11 +19,11 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from contracts.event_files import list_event_files
+from contracts.events import EVENT_SCHEMA, KNOWN_HTTP_STATUSES, PRICE_STATUSES, USAGE_SOURCES
 from dagster_project.assets.raw_events import raw_gateway_events
-from dagster_project.event_files import list_event_files
 from dagster_project.partitions import EVENT_DAYS
 from dagster_project.resources import ApexDataResource
-from gateway.events.schema import EVENT_SCHEMA, KNOWN_HTTP_STATUSES, PRICE_STATUSES, USAGE_SOURCES
 
 if TYPE_CHECKING:
     import pandas as pd

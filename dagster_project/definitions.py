@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from contracts.settings import SharedSettings, load_analytics_settings
 from dagster_project.assets.dbt_marts import apex_dbt_models, build_dbt_resource
 from dagster_project.assets.optimizers import routing_feedback, routing_policy
 from dagster_project.assets.raw_events import raw_gateway_events
@@ -17,14 +18,13 @@ from dagster_project.jobs import apex_all, apex_optimizers
 from dagster_project.resources import ApexDataResource
 from dagster_project.schedules import apex_all_hourly, apex_optimizers_daily
 from dagster_project.sensors import new_event_files_sensor
-from gateway.config import Settings, load_settings
 
 __all__ = ["build_definitions", "defs"]
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions wired to ``settings`` (default: ``load_settings()``, i.e. apex.yaml + APEX_* variables)."""
-    settings = settings or load_settings()
+def build_definitions(settings: SharedSettings | None = None) -> dg.Definitions:
+    """Definitions wired to ``settings`` (default: ``load_analytics_settings()``, i.e. apex.yaml + APEX_* variables)."""
+    settings = settings or load_analytics_settings()
     return dg.Definitions(
         assets=[
             raw_gateway_events,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dagster_project.partitions import EVENT_DAYS
-
 __all__ = ["apex_all", "apex_optimizers"]
 
 apex_all = dg.define_asset_job(
@@ -15,8 +13,8 @@ apex_all = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("billing") - dg.AssetSelection.groups("optimizers"),
     # the raw events, their check and the dbt marts are partitioned by UTC day; raw_validation_runs is not (it is
     # scanned whole on every run). A run takes one day (partition_key) or a range of days (the
-    # dagster/asset_partition_range_start/_end tags: one run, as the assets' single-run backfill policy does)
-    partitions_def=EVENT_DAYS,
+    # dagster/asset_partition_range_start/_end tags: one run, as the assets' single-run backfill policy does).
+    # Dagster infers the job's partitions (EVENT_DAYS) from the selected assets.
     description=(
         "For a UTC day (or a range of days): scan and quarantine that day's raw event files, check them, then "
         "dbt build the spend marts from that day on (tests as asset checks)."

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from gateway.config import Settings
-from sandbox.validation_runs import ensure_schema_file as ensure_runs_schema_file
-from sandbox.validation_runs import runs_dir_for
+from contracts.settings import SharedSettings
+from contracts.validation_runs import ensure_schema_file as ensure_runs_schema_file
+from contracts.validation_runs import runs_dir_for
 
 __all__ = ["ApexDataResource", "dbt_executable"]
 
@@ -32,7 +32,7 @@ class ApexDataResource(dg.ConfigurableResource):
     """Where the gateway reads the routing policy; empty = ``<data dir>/policies/routing_policy.json``."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ApexDataResource:
+    def from_settings(cls, settings: SharedSettings) -> ApexDataResource:
         return cls(
             events_dir=str(settings.data.events_path.expanduser().resolve()),
             warehouse_path=str(settings.data.warehouse_path.expanduser().resolve()),

@@ -12,7 +12,7 @@ import json
 
 import dagster as dg
 
-from dagster_project.event_files import files_by_day, list_event_files
+from contracts.event_files import files_by_day, list_event_files
 from dagster_project.jobs import apex_all
 from dagster_project.partitions import is_event_day
 from dagster_project.resources import ApexDataResource

@@ -28,12 +28,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from dagster_project.event_files import event_days
-from gateway.config import ConfigError, Settings, load_settings
-from gateway.ids import new_id
+from contracts.event_files import event_days
+from contracts.ids import new_id
+from contracts.settings import ConfigError, Settings, load_settings
+from contracts.validation_runs import ValidationRun, runs_dir_for, write_validation_runs
 from gateway.keys import KeyStore
 from sandbox.services import port_in_use, start_service, stop_all, wait_http
-from sandbox.validation_runs import ValidationRun, runs_dir_for, write_validation_runs
 from sandbox.workload import CUSTOMERS, run_workload
 
 __all__ = ["REPO_ROOT", "count_events", "run_demo"]

@@ -95,7 +95,7 @@ class FakeAnthropic(FakeProvider):
             return _error(500, "api_error", "Internal server error")
         if model == "fake-slow":
             await asyncio.sleep(self.slow_s)
-        last = next((m for m in reversed(body.get("messages") or []) if m.get("role") == "user"), {})
+        last: dict[str, Any] = next((m for m in reversed(body.get("messages") or []) if m.get("role") == "user"), {})
         last_text = _text(last.get("content"))
         tools = body.get("tools") or []
         tool = tools[0]["name"] if tools and "weather" in last_text.lower() else None
@@ -146,8 +146,8 @@ class FakeAnthropic(FakeProvider):
                     "content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": part}}
                 )
             await send("content_block_stop", {"index": 1})
-        delta = {"stop_reason": stop_reason, "stop_sequence": None}
-        await send("message_delta", {"delta": delta, "usage": {"output_tokens": output_tokens}})
+        final: dict[str, Any] = {"stop_reason": stop_reason, "stop_sequence": None}
+        await send("message_delta", {"delta": final, "usage": {"output_tokens": output_tokens}})
         await send("message_stop", {})
         await resp.write_eof()
         return resp

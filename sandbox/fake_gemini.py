@@ -89,7 +89,7 @@ class FakeGemini(FakeProvider):
         contents = body.get("contents") or []
         prompt = sum(len(_words(c.get("parts"))) + 4 for c in contents)
         prompt += len(_words((body.get("systemInstruction") or {}).get("parts")))
-        last = next((c for c in reversed(contents) if c.get("role") == "user"), {})
+        last: dict[str, Any] = next((c for c in reversed(contents) if c.get("role") == "user"), {})
         last_text = " ".join(_words(last.get("parts")))
         declarations = [d for t in body.get("tools") or () for d in t.get("functionDeclarations") or ()]
         call = declarations[0]["name"] if declarations and "weather" in last_text.lower() else None
@@ -106,8 +106,8 @@ class FakeGemini(FakeProvider):
         if call:
             parts.append({"functionCall": {"name": call, "args": {"city": "Paris"}}})
         if method == "generateContent":
-            candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
-            return web.json_response({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model})
+            answer = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+            return web.json_response({"candidates": [answer], "usageMetadata": usage, "modelVersion": model})
         if method != "streamGenerateContent" or request.query.get("alt") != "sse":
             return _error(400, "INVALID_ARGUMENT", f"unsupported call {method} (the fake streams only with alt=sse)")
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})

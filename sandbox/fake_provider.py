@@ -79,7 +79,7 @@ class FakeProvider(LoopbackServer):
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure)
-        app.router.add_get("/health", lambda _r: web.json_response({"ok": True}))
+        app.router.add_get("/health", _health)
         return app
 
     async def _read(self, request: web.Request) -> dict[str, Any]:
@@ -112,7 +112,7 @@ class FakeProvider(LoopbackServer):
                 {"error": {"message": "The server had an error", "type": "server_error"}}, status=500
             )
         inputs = body.get("input")
-        items = [inputs] if isinstance(inputs, str) else inputs
+        items: list[Any] = [inputs] if isinstance(inputs, str) else list(inputs or ())
         data = [
             {"object": "embedding", "index": i, "embedding": [((len(str(item)) + k) % 7) / 7 for k in range(8)]}
             for i, item in enumerate(items)
@@ -249,6 +249,10 @@ def main() -> None:
         access_log=None,
         print=lambda *_: None,
     )
+
+
+async def _health(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
 
 
 if __name__ == "__main__":

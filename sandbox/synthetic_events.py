@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gateway.events.schema import EVENT_SCHEMA, PRICE_STATUSES, SCHEMA_VERSION, USAGE_SOURCES
+from contracts.events import EVENT_SCHEMA, PRICE_STATUSES, SCHEMA_VERSION, USAGE_SOURCES
 
 __all__ = ["GATEWAY_ID", "PRICES", "SCHEMA_FILE_NAME", "UNKNOWN_MODEL", "write_synthetic_events"]
 

@@ -18,6 +18,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 
@@ -194,7 +195,7 @@ async def run_workload(
             text = rng.choice(_AUTO_EASY) if rng.random() < 0.5 else rng.choice(_AUTO_HARD)
             messages = [{"role": "user", "content": text}]
         stream = rng.random() < 0.3
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "model": model,
             "messages": messages,
             "user": rng.choice(profile["users"]),

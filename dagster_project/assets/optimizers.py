@@ -11,6 +11,7 @@
 
 import hashlib
 from pathlib import Path
+from typing import Any, cast
 
 import dagster as dg
 import polars as pl
@@ -127,7 +128,7 @@ def routing_feedback(context: dg.AssetExecutionContext, apex_data: ApexDataResou
 def routing_policy(
     context: dg.AssetExecutionContext, apex_data: ApexDataResource, config: RoutingPolicyConfig
 ) -> dg.MaterializeResult:
-    from gateway.pricing import PriceTable
+    from contracts.pricing import PriceTable
     from optimizers.routing import train_policy, write_policy
 
     feedback_file = apex_data.policies_path / "routing_feedback.parquet"
@@ -146,8 +147,13 @@ def routing_policy(
             raise dg.Failure(f"model {name!r} is not in the price table {prices.version}; cannot cost the policy")
         unit_prices[name] = (price.input_cost_per_token, price.output_cost_per_token)
     context.log.info(f"training on {feedback.height} feedback rows ({feedback['prompt'].n_unique()} prompts)")
+    # config.features is a plain string in Dagster config; train_policy refuses an unknown mode by name
     policy = train_policy(
-        feedback, config.strong_model, config.weak_model, prices=unit_prices, features=config.features
+        feedback,
+        config.strong_model,
+        config.weak_model,
+        prices=unit_prices,
+        features=cast(Any, config.features),  # train_policy refuses an unknown mode by name
     )
     out = apex_data.routing_policy_path
     # a copy per version for the record, then the file the gateway watches (written last, atomically)

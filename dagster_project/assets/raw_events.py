@@ -8,11 +8,11 @@ files of other days are not touched.
 
 import dagster as dg
 
-from dagster_project.event_files import day_folder, list_event_files, summarize_event_files
+from contracts.event_files import day_folder, list_event_files, summarize_event_files
+from contracts.events import EVENT_SCHEMA
 from dagster_project.partitions import EVENT_DAYS, run_days
 from dagster_project.quarantine import quarantine_bad_files
 from dagster_project.resources import ApexDataResource
-from gateway.events.schema import EVENT_SCHEMA
 
 __all__ = ["raw_gateway_events"]
 
@@ -21,7 +21,7 @@ __all__ = ["raw_gateway_events"]
     key="raw_gateway_events",
     group_name="gateway",
     description=(
-        "Gateway events (contract v1, gateway/events/schema.py): the Parquet files under date=<day>/hour=HH/, "
+        "Gateway events (contract v1, contracts/events.py): the Parquet files under date=<day>/hour=HH/, "
         "one partition per UTC day."
     ),
     kinds={"parquet"},

@@ -6,9 +6,9 @@ Like the raw events, files breaking their contract are quarantined before dbt re
 import dagster as dg
 import pyarrow.parquet as pq
 
+from contracts.validation_runs import VALIDATION_RUN_SCHEMA, ensure_schema_file
 from dagster_project.quarantine import quarantine_bad_files
 from dagster_project.resources import ApexDataResource
-from sandbox.validation_runs import VALIDATION_RUN_SCHEMA, ensure_schema_file
 
 __all__ = ["raw_validation_runs"]
 

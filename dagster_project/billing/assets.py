@@ -44,7 +44,6 @@ def billing_invoice_export(
 billing_monthly_job = dg.define_asset_job(
     name="billing_monthly",
     selection=dg.AssetSelection.assets(billing_invoice_export),
-    partitions_def=BILLING_MONTHS,
     description="Export the finished month's invoices (after the blocking billing checks pass).",
 )
 

@@ -1,4 +1,5 @@
-"""What ``apex invoices export|push`` and ``apex proof`` do and print; ``gateway/cli.py`` imports this lazily.
+"""What ``apex invoices export|push`` and ``apex proof`` do and print (``dagster_project/commands.py`` imports it
+lazily).
 
 Each function returns the process exit code: 0 done, 1 done but something needs a human (a MISMATCH, an
 invoice not pushed), 2 refused (no invoices for the period, a blocking check failed, marts missing).
@@ -11,12 +12,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from contracts.settings import SharedSettings
 from dagster_project.billing.errors import BillingError
 from dagster_project.billing.export import EXPORT_FORMATS, ExportFormat, export_period
 from dagster_project.billing.proof import prove_lines
 from dagster_project.billing.settings import BillingPaths, StripeSettings
 from dagster_project.billing.stripe_push import push_period
-from gateway.config import Settings
 
 __all__ = ["run_export", "run_proof", "run_push"]
 
@@ -25,7 +26,7 @@ def _cents(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
-def run_export(settings: Settings, period: str, fmt: str, out: Path | None, console: Console) -> int:
+def run_export(settings: SharedSettings, period: str, fmt: str, out: Path | None, console: Console) -> int:
     paths = BillingPaths.from_settings(settings)
     if fmt not in EXPORT_FORMATS:
         console.print(f"[red]unknown format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}[/red]")
@@ -41,7 +42,9 @@ def run_export(settings: Settings, period: str, fmt: str, out: Path | None, cons
     return 0
 
 
-def run_push(settings: Settings, period: str, console: Console, stripe_settings: StripeSettings | None = None) -> int:
+def run_push(
+    settings: SharedSettings, period: str, console: Console, stripe_settings: StripeSettings | None = None
+) -> int:
     paths = BillingPaths.from_settings(settings)
     stripe_settings = stripe_settings or StripeSettings.from_env()
     try:
@@ -84,7 +87,7 @@ def run_push(settings: Settings, period: str, console: Console, stripe_settings:
     return report.exit_code
 
 
-def run_proof(settings: Settings, line_id: str, console: Console) -> int:
+def run_proof(settings: SharedSettings, line_id: str, console: Console) -> int:
     paths = BillingPaths.from_settings(settings)
 
     def baseline_model(name: str) -> str:

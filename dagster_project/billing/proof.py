@@ -31,11 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from contracts.event_files import list_event_files
+from contracts.events import EVENT_SCHEMA
+from contracts.pricing import PriceTable
 from dagster_project.billing.errors import BillingError
 from dagster_project.billing.marts import connect_marts, fetch_dicts
-from dagster_project.event_files import list_event_files
-from gateway.events.schema import EVENT_SCHEMA
-from gateway.pricing import PriceTable
 
 __all__ = ["BVM_MARKUP", "LineProof", "cents_half_up", "proof_hash", "prove_lines", "read_instance_prices"]
 

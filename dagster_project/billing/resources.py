@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from contracts.settings import SharedSettings
 from dagster_project.billing.settings import BillingPaths
-from gateway.config import Settings
 
 __all__ = ["BillingResource"]
 
@@ -21,7 +21,7 @@ class BillingResource(dg.ConfigurableResource):
     instance_prices_path: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BillingResource:
+    def from_settings(cls, settings: SharedSettings) -> BillingResource:
         p = BillingPaths.from_settings(settings)
         return cls(
             warehouse_path=str(p.warehouse),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import Settings
+from contracts.settings import SharedSettings
 
 __all__ = ["BillingPaths", "StripeSettings"]
 
@@ -22,7 +22,7 @@ class BillingPaths:
     instance_prices: Path
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BillingPaths:
+    def from_settings(cls, settings: SharedSettings) -> BillingPaths:
         data = settings.data.dir.expanduser().resolve()
         return cls(
             warehouse=settings.data.warehouse_path.expanduser().resolve(),

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from contracts.pricing import ModelPrice, PriceTable
+from contracts.settings import load_settings
+from contracts.validation_runs import ValidationRun, synthetic_validation_runs, write_validation_runs
 from dagster_project.billing.export import export_period
 from dagster_project.billing.marts import rows_for_period
 from dagster_project.billing.proof import prove_lines
 from dagster_project.billing.settings import BillingPaths, StripeSettings
 from dagster_project.billing.stripe_push import push_period
 from dagster_project.resources import ApexDataResource
-from gateway.config import load_settings
-from gateway.pricing import ModelPrice, PriceTable
 from sandbox.fake_stripe import FakeStripe
 from sandbox.synthetic_events import PRICE_TABLE_VERSION, PRICES, write_synthetic_events
-from sandbox.validation_runs import ValidationRun, synthetic_validation_runs, write_validation_runs
 from tests.dbt_runner import run_dbt
 
 pytestmark = pytest.mark.slow

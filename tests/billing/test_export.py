@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from contracts.console import app
 from dagster_project.billing.errors import BillingChecksFailed, NoInvoicesForPeriod
 from dagster_project.billing.export import export_period
 from dagster_project.billing.ledger import Ledger
 from dagster_project.billing.marts import BILLING_TABLES, rows_for_period
 from dagster_project.billing.stripe_push import push_period
-from gateway.cli import app
 from tests.billing.world import PERIOD, World, execute
 
 

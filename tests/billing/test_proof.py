@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from contracts.console import app
 from dagster_project.billing.marts import rows_for_period
 from dagster_project.billing.proof import cents_half_up, proof_hash, prove_lines
-from gateway.cli import app
 from tests.billing.world import FIXTURE_PRICES, PERIOD, World, make_world
 
 

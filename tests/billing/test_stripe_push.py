@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from contracts.console import app
 from dagster_project.billing.ledger import Ledger
 from dagster_project.billing.marts import rows_for_period
 from dagster_project.billing.settings import StripeSettings
 from dagster_project.billing.stripe_push import push_period
-from gateway.cli import app
 from sandbox.fake_stripe import FakeStripe
 from tests.billing.world import PERIOD, STRIPE_CUSTOMERS, World, make_world
 

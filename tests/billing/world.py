@@ -16,8 +16,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gateway.events.schema import EVENT_SCHEMA, empty_event
-from gateway.pricing import ModelPrice, PriceTable
+from contracts.events import EVENT_SCHEMA, empty_event
+from contracts.pricing import ModelPrice, PriceTable
 
 PRICE_VERSION = "litellm-fixture-0123456789ab"
 FIXTURE_PRICES = PriceTable(

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.resources import ApexDataResource
-from gateway.config import load_settings
-from sandbox.synthetic_events import write_synthetic_events
-from sandbox.validation_runs import (
+from contracts.settings import load_settings
+from contracts.validation_runs import (
     ValidationRun,
     runs_dir_for,
     synthetic_validation_runs,
     write_validation_runs,
 )
+from dagster_project.resources import ApexDataResource
+from sandbox.synthetic_events import write_synthetic_events
 from tests.dbt_runner import run_dbt as run_dbt_with_env
 
 N_EVENTS = 20_000

@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.event_files import list_event_files
 from dagster_project.assets.raw_events import raw_gateway_events
 from dagster_project.assets.raw_validation_runs import raw_validation_runs
-from dagster_project.event_files import list_event_files
 from tests.billing_marts.conftest import BillingData
 
 

@@ -1,44 +1,41 @@
-"""The ``apex`` command: run the gateway, manage keys, run the demo."""
+"""The gateway's ``apex`` commands: ``apex gateway``, ``apex init`` and ``apex keys ...``.
+
+Registered through the ``apex.commands`` entry point (``contracts.console``); the server and the key store are
+imported inside the commands, so listing or parsing them imports neither.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.config import DEFAULT_CONFIG_TEXT, ConfigError, Settings, load_settings
+from contracts.console import ConfigOpt, console, fail, settings_or_exit
+from contracts.settings import DEFAULT_CONFIG_TEXT, Settings
 
-app = typer.Typer(help="Apex: cut LLM spend and prove the savings.", no_args_is_help=True, add_completion=False)
+if TYPE_CHECKING:
+    from gateway.keys import KeyStore
+
+__all__ = ["register"]
+
 keys_app = typer.Typer(help="Create, list, rotate and revoke virtual API keys; set team budgets.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-invoices_app = typer.Typer(help="Export invoices and push them to Stripe (idempotent).", no_args_is_help=True)
-app.add_typer(invoices_app, name="invoices")
-console = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="apex.yaml to use (default: $APEX_CONFIG or ./apex.yaml)."),
-]
 
 
 def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    from gateway.settings import load_settings
+
+    return settings_or_exit(load_settings, config)
 
 
-def _keystore(settings: Settings):  # type: ignore[no-untyped-def]
+def _keystore(settings: Settings) -> KeyStore:
     from gateway.keys import KeyStore
 
     return KeyStore(settings.data.gateway_db_path)
 
 
-@app.command()
 def gateway(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default from config).")] = None,
@@ -51,7 +48,6 @@ def gateway(
     serve(_settings(config), host=host, port=port, log_level=log_level)
 
 
-@app.command()
 def init(path: Annotated[Path, typer.Argument()] = Path("apex.yaml")) -> None:
     """Write a starter apex.yaml."""
     if path.exists():
@@ -65,11 +61,6 @@ BudgetOpt = Annotated[float | None, typer.Option(help="Spend limit in USD per pe
 PeriodOpt = Annotated[str, typer.Option(help="Budget period: daily, weekly, monthly (UTC) or total.")]
 RpmOpt = Annotated[int | None, typer.Option(help="Requests per minute.")]
 TpmOpt = Annotated[int | None, typer.Option(help="Tokens per minute (prompt + max_tokens at admission).")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]{message}[/red]")
-    return typer.Exit(code)
 
 
 _AUTO_ROUTE_HELP = "Let the learned routing policy serve this key's strong-model requests with the cheap model."
@@ -113,7 +104,7 @@ def keys_create(
             auto_route=auto_route,
         )
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(
         f"created {key.key_id} ({key.name}) for customer {key.customer_id}; store the key now, it is not shown again:"
     )
@@ -180,14 +171,14 @@ def keys_update(
     changes: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     for name in clear or ():
         if name not in ("budget_usd", "rpm", "tpm"):
-            raise _fail(f"--clear takes budget_usd, rpm or tpm, not {name!r}")
+            raise fail(f"--clear takes budget_usd, rpm or tpm, not {name!r}")
         changes[name] = None
     try:
         key = _keystore(_settings(config)).update(key_id, **changes)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if key is None:
-        raise _fail(f"no key {key_id} (see `apex keys list`)", 1)
+        raise fail(f"no key {key_id} (see `apex keys list`)", 1)
     console.print(f"updated {key_id}")
 
 
@@ -201,9 +192,9 @@ def keys_rotate(
     try:
         rotated = _keystore(_settings(config)).rotate(key_id, grace_seconds=grace_seconds)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if rotated is None:
-        raise _fail(f"no active key {key_id} (see `apex keys list`)", 1)
+        raise fail(f"no active key {key_id} (see `apex keys list`)", 1)
     _, plain, _ = rotated
     console.print(f"rotated {key_id}; the old key works for {grace_seconds:g} s more. Store the new key now:")
     print(plain)
@@ -213,7 +204,7 @@ def keys_rotate(
 def keys_revoke(key_id: str, config: ConfigOpt = None) -> None:
     """Revoke a key (gateways stop accepting it within gateway.key_cache_seconds)."""
     if not _keystore(_settings(config)).revoke(key_id):
-        raise _fail(f"no active key {key_id} (see `apex keys list`)", 1)
+        raise fail(f"no active key {key_id} (see `apex keys list`)", 1)
     console.print(f"revoked {key_id}")
 
 
@@ -228,62 +219,12 @@ def keys_team(
     try:
         _keystore(_settings(config)).set_team(team_id, budget_usd=budget_usd, period=period)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"team {team_id}: budget {'none' if budget_usd is None else f'${budget_usd:.2f}'} ({period})")
 
 
-@app.command()
-def demo(
-    config: ConfigOpt = None,
-    requests: Annotated[int, typer.Option(help="Calls in the simulated workload.")] = 400,
-    serve: Annotated[bool, typer.Option(help="Leave dagster dev and the dashboard running afterwards.")] = True,
-) -> None:
-    """Offline demo: gateway + simulated providers → workload → Dagster/dbt marts → dashboard."""
-    from sandbox.demo import run_demo
-
-    raise typer.Exit(run_demo(config, requests=requests, serve=serve))
-
-
-@app.command()
-def stop(config: ConfigOpt = None) -> None:
-    """Stop the services the demo left running (dagster dev, dashboard)."""
-    from sandbox.services import stop_all
-
-    stopped = stop_all(_settings(config).data.dir)
-    console.print(f"stopped {stopped}" if stopped else "nothing was running")
-
-
-BillingPeriodOpt = Annotated[str, typer.Option("--period", help="Billing month, YYYY-MM.")]
-
-
-@invoices_app.command("export")
-def invoices_export(
-    period: BillingPeriodOpt,
-    fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json.")] = "csv",
-    out: Annotated[Path | None, typer.Option(help="Output directory (default: <data dir>/exports/<period>).")] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Write the period's invoices, invoice lines and proof rows from the dbt billing marts."""
-    from dagster_project.billing.commands import run_export
-
-    raise typer.Exit(run_export(_settings(config), period, fmt, out, console))
-
-
-@invoices_app.command("push")
-def invoices_push(period: BillingPeriodOpt, config: ConfigOpt = None) -> None:
-    """Push the period's ready invoices to Stripe; a dry run (the plan) without STRIPE_API_KEY."""
-    from dagster_project.billing.commands import run_push
-
-    raise typer.Exit(run_push(_settings(config), period, console))
-
-
-@app.command()
-def proof(line_id: Annotated[str, typer.Argument(help="invoice_lines.line_id")], config: ConfigOpt = None) -> None:
-    """Recompute an invoice line from the raw event files and say MATCH or MISMATCH (exit 0 / 1)."""
-    from dagster_project.billing.commands import run_proof
-
-    raise typer.Exit(run_proof(_settings(config), line_id, console))
-
-
-if __name__ == "__main__":
-    app()
+def register(app: typer.Typer) -> None:
+    """Add the gateway's commands to the ``apex`` app."""
+    app.command()(gateway)
+    app.command()(init)
+    app.add_typer(keys_app, name="keys")

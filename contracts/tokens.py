@@ -12,7 +12,7 @@ __all__ = ["count_message_tokens", "count_text_tokens"]
 
 @functools.cache
 def _encoding(name: str = "o200k_base") -> Any:
-    from gateway.pricing import litellm_package_dir
+    from contracts.pricing import litellm_package_dir
 
     # tiktoken only looks at this variable; pointing it at the wheel's files keeps it from downloading.
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(litellm_package_dir() / "litellm_core_utils" / "tokenizers"))

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts.ids import new_id
 from gateway.errors import ApexError, InvalidRequestError, NotFoundError
-from gateway.ids import new_id
 from gateway.inbound import read_json_body
 from gateway.keys import DEFAULT_GRACE_SECONDS, ApiKey
 from gateway.state import GatewayState

@@ -11,7 +11,7 @@ import os
 
 from starlette.requests import Request
 
-from gateway.config import Settings
+from contracts.settings import Settings
 from gateway.errors import AuthenticationError, PermissionDeniedError
 from gateway.inbound import bearer_token
 

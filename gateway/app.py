@@ -1,9 +1,9 @@
 """The gateway's ASGI app: routes and lifespan.
 
-Flow of a chat call (``chat.run_chat``): authenticate → read and validate the body → resolve the model route →
-check the budget → dispatch to the provider (streaming or not) → respond → record one event (always).
-Requests without a valid key get a 401 and no event (they are counted, so a key-guessing flood cannot fill the
-event log); every authenticated call produces exactly one event.
+Every inbound call runs one lifecycle (``gateway.lifecycle``): authenticate → read the body → translate to the
+canonical shape → run the flow (``gateway.chat.run_chat``: admit → levers → dispatch) → respond → record one
+event (always). Requests without a valid key get a 401 and no event (they are counted, so a key-guessing flood
+cannot fill the event log); every authenticated call produces exactly one event.
 """
 
 from __future__ import annotations
@@ -20,19 +20,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts.ids import new_id
+from contracts.pricing import PriceTable
+from contracts.settings import Settings
 from gateway.admin_api import admin_routes
-from gateway.anthropic_api import anthropic_error_response, messages
 from gateway.calls import CallRecord
-from gateway.config import Settings
-from gateway.embeddings_api import embeddings
-from gateway.errors import ApexError, InvalidRequestError, NotFoundError
-from gateway.ids import new_id
+from gateway.errors import JSON, ApexError, InvalidRequestError, NotFoundError, error_response
 from gateway.keys import KeyStore
-from gateway.openai_api import JSON, chat_completions, error_response, list_models
+from gateway.levers.registry import build_levers
 from gateway.openapi import openapi_spec
-from gateway.pricing import PriceTable
 from gateway.routing.admin import list_deployments
+from gateway.settings import check_settings
 from gateway.state import GatewayState
+from gateway.wire.anthropic.inbound import anthropic_error_response, messages
+from gateway.wire.openai.embeddings import embeddings
+from gateway.wire.openai.inbound import chat_completions, list_models
 
 __all__ = ["GatewayState", "create_app"]
 
@@ -48,7 +50,7 @@ async def health(request: Request) -> Response:
         "price_table_version": state.prices.version,
         "auth_failures": int(state.metrics.auth_failures._value.get()),
         "events": state.writer.snapshot() if state.writer else {},
-        "optimizers": state.optimizers.stats(),
+        "optimizers": state.levers.stats(),
     }
     return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": new_id()})
 
@@ -85,6 +87,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: PriceTable | None = None) -> Starlette:
+    check_settings(settings)
     state = GatewayState(
         settings=settings,
         keys=keys or KeyStore(settings.data.gateway_db_path, cache_seconds=settings.gateway.key_cache_seconds),
@@ -94,6 +97,8 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: Pric
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.start()
+        state.levers = build_levers(state)
+        await state.levers.start()
         log.info(
             "gateway %s ready; %d provider(s), %d model(s)",
             state.gateway_id,
@@ -103,6 +108,7 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: Pric
         try:
             yield
         finally:
+            await state.levers.stop()
             await state.stop()
 
     app = Starlette(

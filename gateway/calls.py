@@ -6,26 +6,22 @@ happened: success, validation error, upstream failure, a stream cut off, or a cl
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from contracts.events import FIELD_NAMES
+from contracts.ids import new_id
+from contracts.pricing import Priced, PriceTable
+from contracts.settings import ModelRoute
 from gateway.errors import ApexError
-from gateway.events.schema import FIELD_NAMES
-from gateway.ids import new_id
+from gateway.events.rows import EventRows
+from gateway.hints import NO_HINTS, Hints
 from gateway.keys import ApiKey
-from gateway.pricing import Priced, PriceTable
 from gateway.providers.base import Usage
 
-__all__ = ["CallRecord", "prompt_hash"]
-
-
-def prompt_hash(messages: Any) -> str:
-    return hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()
+__all__ = ["CallRecord"]
 
 
 @dataclass(slots=True)
@@ -77,6 +73,14 @@ class CallRecord:
     policy_version: str | None = None
     auto_routed: bool = False
     """Learned routing chose the served model: the difference to the baseline is claimed as routing savings."""
+    # What the levers work on (``gateway.levers``); not part of the event.
+    body: dict[str, Any] | None = None
+    """The canonical request body as it will go upstream (a lever may replace it, e.g. compression)."""
+    route: ModelRoute | None = None
+    """The route the call will be dispatched to (a lever may change it, e.g. learned routing)."""
+    hints: Hints = NO_HINTS
+    store_answer: bool = False
+    """A lever wants the finished answer (a cache miss to fill): levers' ``after`` runs once the answer is whole."""
 
     @property
     def cache_hit(self) -> bool:
@@ -101,7 +105,5 @@ class CallRecord:
     def to_event(self, prices: PriceTable, *, gateway_id: str, store_prompts: bool) -> dict[str, Any]:
         """The call's event, by field name. The event writer builds it as a row (``gateway.events.rows``, where
         each field's value is defined); this is that row as a dict."""
-        from gateway.events.rows import EventRows  # noqa: PLC0415 - rows imports this module (prompt_hash)
-
         row = EventRows(prices, gateway_id=gateway_id, store_prompts=store_prompts).row(self)
         return dict(zip(FIELD_NAMES, row, strict=True))

@@ -16,8 +16,10 @@ ApexError                        500 api_error
 from __future__ import annotations
 
 import orjson
+from starlette.responses import Response
 
 __all__ = [
+    "JSON",
     "ApexError",
     "AuthenticationError",
     "InvalidRequestError",
@@ -29,8 +31,11 @@ __all__ = [
     "UpstreamError",
     "UpstreamRateLimitError",
     "UpstreamTimeoutError",
+    "error_response",
     "model_not_found",
 ]
+
+JSON = "application/json"
 
 
 class ApexError(Exception):
@@ -118,3 +123,9 @@ class UpstreamBadRequestError(UpstreamError):
 class UpstreamTimeoutError(UpstreamError):
     status = 504
     type = "timeout_error"
+
+
+def error_response(err: ApexError, request_id: str) -> Response:
+    """The error as the OpenAI-shaped response every non-Anthropic endpoint sends."""
+    headers = {"x-request-id": request_id, **err.headers()}
+    return Response(err.body(), status_code=err.status, media_type=JSON, headers=headers)

@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from gateway.events.schema import FIELD_NAMES
+from contracts.events import FIELD_NAMES
 
 __all__ = ["GatewayMetrics"]
 

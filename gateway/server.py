@@ -7,8 +7,8 @@ import sys
 
 import uvicorn
 
+from contracts.settings import Settings
 from gateway.app import create_app
-from gateway.config import Settings
 from gateway.logs import configure_logging
 
 __all__ = ["serve"]

@@ -1,4 +1,4 @@
-"""Process-wide gateway state: settings, key store, prices, providers, dispatcher, event writer, metrics."""
+"""Process-wide gateway state: settings, key store, prices, providers, dispatcher, event writer, metrics, levers."""
 
 from __future__ import annotations
 
@@ -12,22 +12,23 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from contracts.pricing import PriceTable
+from contracts.settings import ModelRoute, Settings
+from contracts.tokens import count_text_tokens
 from gateway.admin_auth import MasterKey
 from gateway.cache.exact import ExactCache
 from gateway.calls import CallRecord
-from gateway.config import Settings
 from gateway.errors import AuthenticationError
 from gateway.events.rows import EventRows
 from gateway.events.writer import EventWriter
 from gateway.inbound import bearer_token
 from gateway.keys import ApiKey, KeyStore
+from gateway.levers.base import LeverSet
 from gateway.limits import Limiter, build_store
 from gateway.metrics import GatewayMetrics
-from gateway.optimize import Optimizers
-from gateway.pricing import PriceTable
-from gateway.providers import Provider, build_provider
+from gateway.providers import build_provider
+from gateway.providers.base import Provider
 from gateway.routing.dispatch import Dispatcher
-from gateway.tokens import count_text_tokens
 from gateway.upstream import Transport, make_transport
 
 __all__ = ["GatewayState"]
@@ -50,10 +51,13 @@ class GatewayState:
     master_key: MasterKey | None = None
     cache: ExactCache | None = None
     limiter: Limiter | None = None
-    optimizers: Optimizers = field(init=False)
+    levers: LeverSet = field(default_factory=LeverSet)
+    """Built and started by the app once the state has started (``gateway.levers.registry.build_levers``)."""
+    routes: dict[str, ModelRoute] = field(init=False)
+    """Model name → route for chat calls: the configured models, plus names a lever answers for (the auto alias)."""
 
     def __post_init__(self) -> None:
-        self.optimizers = Optimizers(self.settings)
+        self.routes = {m.name: m for m in self.settings.models}
 
     async def start(self) -> None:
         s = self.settings
@@ -79,7 +83,6 @@ class GatewayState:
         self.providers = {p.name: build_provider(p, self.transport) for p in s.providers}
         self.dispatcher = Dispatcher(s, self.providers, self.metrics)
         await self.dispatcher.start()
-        await self.optimizers.start()
         # load the tokenizer now rather than on the first request that needs an estimate
         await asyncio.to_thread(count_text_tokens, "warm up")
         self._flusher = asyncio.create_task(self._flush_spend_forever())
@@ -103,7 +106,6 @@ class GatewayState:
         self._collector.cancel()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
-        await self.optimizers.stop()
         for p in self.providers.values():
             await p.close()
         if self.transport is not None:

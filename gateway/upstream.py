@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import aiohttp
@@ -42,7 +42,7 @@ class Transport(Protocol):
 
     def stream(
         self, url: str, headers: Mapping[str, str], body: bytes, *, timeout: float, connect_timeout: float
-    ) -> AsyncIterator[UpstreamResponse]: ...
+    ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
 
     async def close(self) -> None: ...
 
@@ -172,4 +172,4 @@ class HttpxTransport:
 
 
 def make_transport(name: str) -> Transport:
-    return HttpxTransport() if name == "httpx" else AiohttpTransport()  # type: ignore[return-value]
+    return HttpxTransport() if name == "httpx" else AiohttpTransport()

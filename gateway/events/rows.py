@@ -9,6 +9,7 @@ did, and the Arrow columns are cut straight from the tuples.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import timedelta
 from math import copysign as _copysign
@@ -16,15 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.calls import prompt_hash
-from gateway.events.schema import FIELD_NAMES, SCHEMA_VERSION
-from gateway.ids import new_id
+from contracts.events import FIELD_NAMES, SCHEMA_VERSION
+from contracts.ids import new_id
 
 if TYPE_CHECKING:
+    from contracts.pricing import PriceTable
     from gateway.calls import CallRecord
-    from gateway.pricing import PriceTable
 
-__all__ = ["ROW_FIELDS", "EventRows"]
+__all__ = ["ROW_FIELDS", "EventRows", "prompt_hash"]
 
 # The order the tuple below is written in; checked against the schema at import so a new column cannot be
 # silently misplaced (add it here and in ``row``).
@@ -41,6 +41,11 @@ ROW_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 if ROW_FIELDS != FIELD_NAMES:  # pragma: no cover - a schema change without this module
     raise RuntimeError("gateway/events/rows.py is out of step with the event schema (FIELD_NAMES)")
+
+
+def prompt_hash(messages: Any) -> str:
+    return hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
 
 _CACHE_HITS = ("hit_exact", "hit_semantic")  # as CallRecord.cache_hit
 

@@ -36,7 +36,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gateway.events.schema import EVENT_SCHEMA, FIELD_NAMES, SCHEMA_VERSION
+from contracts.events import EVENT_SCHEMA, FIELD_NAMES, SCHEMA_VERSION
 
 __all__ = ["EventWriter", "WriterStats", "ensure_schema_file"]
 
@@ -64,7 +64,7 @@ def _row_of(event: Row | Mapping[str, Any]) -> Row:
             raise ValueError(f"an event row has {len(event)} values, the schema {_N_FIELDS}")
         return event
     try:
-        return _ALL_FIELDS(event)  # type: ignore[no-any-return]
+        return _ALL_FIELDS(event)
     except KeyError:
         return tuple(event.get(name) for name in FIELD_NAMES)  # type: ignore[union-attr]
 

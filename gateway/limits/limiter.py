@@ -11,16 +11,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from contracts.tokens import count_message_tokens, message_tokens_upper_bound
 from gateway.errors import RateLimitError
 from gateway.limits.base import AdmissionRequest, BudgetLine, LimitStore
 from gateway.limits.periods import current_window
-from gateway.tokens import count_message_tokens, message_tokens_upper_bound
 
 if TYPE_CHECKING:
+    from contracts.pricing import PriceTable
+    from contracts.settings import LimitSettings, ModelRoute, Settings
     from gateway.calls import CallRecord
-    from gateway.config import LimitSettings, ModelRoute, Settings
     from gateway.keys import ApiKey, KeyStore
-    from gateway.pricing import PriceTable
 
 __all__ = ["Limiter", "build_store"]
 

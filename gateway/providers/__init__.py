@@ -1,76 +1,84 @@
-"""Provider adapters, built from settings. Built-in kinds register the way a third-party one would."""
+"""The provider registry: adapters built from settings, with ``register_kind(kind, factory, requires=...)``.
+
+The built-in kinds register the way a third-party one would: each adapter module calls ``register_kind`` and is
+named in ``BUILTIN_MODULES``, which are imported the first time the registry is asked (as plugins are loaded), so
+this package — the adapter interface (``base``), SSE parsing (``sse``) and the registry — sits below the wire
+formats (``gateway.wire.*``) that implement it.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from gateway.config import ProviderSettings
-from gateway.providers.anthropic import AnthropicProvider
-from gateway.providers.azure import AzureOpenAIProvider
+from contracts.settings import ProviderSettings
 from gateway.providers.base import ChatResult, EmbeddingResult, Provider, StreamChunk, Usage
-from gateway.providers.gemini import GeminiProvider
-from gateway.providers.openai_compat import OpenAICompatibleProvider
-from gateway.providers.simulated import SimulatedProvider
 from gateway.upstream import Transport
 
-__all__ = ["ChatResult", "EmbeddingResult", "Provider", "StreamChunk", "Usage", "build_provider", "register_kind"]
+__all__ = [
+    "BUILTIN_MODULES",
+    "ChatResult",
+    "EmbeddingResult",
+    "Provider",
+    "StreamChunk",
+    "Usage",
+    "build_provider",
+    "check_provider_settings",
+    "provider_kinds",
+    "provider_secret",
+    "register_kind",
+]
+
+BUILTIN_MODULES = (
+    "gateway.providers.simulated",
+    "gateway.wire.openai.provider",
+    "gateway.wire.azure.provider",
+    "gateway.wire.anthropic.provider",
+    "gateway.wire.gemini.provider",
+)
 
 Factory = Callable[[ProviderSettings, Transport], Provider]
-_KINDS: dict[str, Factory] = {}
+_KINDS: dict[str, tuple[Factory, tuple[str, ...]]] = {}
+_loaded = False
 
 
-def register_kind(kind: str, factory: Factory) -> None:
-    _KINDS[kind] = factory
+def register_kind(kind: str, factory: Factory, *, requires: tuple[str, ...] = ()) -> None:
+    """Make ``kind`` usable in ``providers[].kind``; ``requires`` names the settings fields it cannot do without."""
+    _KINDS[kind] = (factory, requires)
 
 
-def _secret(p: ProviderSettings) -> str | None:
-    # Provider secrets are read from the variable the config names, at start, and never logged.
+def _kinds() -> dict[str, tuple[Factory, tuple[str, ...]]]:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+    return _KINDS
+
+
+def provider_kinds() -> tuple[str, ...]:
+    return tuple(sorted(_kinds()))
+
+
+def check_provider_settings(providers: Iterable[ProviderSettings]) -> list[str]:
+    """Problems with ``providers`` (unknown kind, a required field missing), each naming the field."""
+    kinds = _kinds()
+    problems: list[str] = []
+    for i, p in enumerate(providers):
+        if p.kind not in kinds:
+            problems.append(f"providers.{i}.kind: unknown kind {p.kind!r} (registered: {', '.join(provider_kinds())})")
+            continue
+        for field_name in kinds[p.kind][1]:
+            if not getattr(p, field_name):
+                problems.append(f"providers.{i}: provider {p.name!r} of kind {p.kind!r} needs {field_name}")
+    return problems
+
+
+def provider_secret(p: ProviderSettings) -> str | None:
+    """The provider's API key, read from the variable the config names, at start; never logged."""
     return os.environ.get(p.api_key_env) if p.api_key_env else None
 
 
-def _openai_like(p: ProviderSettings, transport: Transport) -> Provider:
-    key = _secret(p)
-    assert p.base_url is not None
-    return OpenAICompatibleProvider(
-        p.name,
-        p.kind,
-        p.base_url,
-        key,
-        transport,
-        timeout_s=p.timeout_s,
-        connect_timeout_s=p.connect_timeout_s,
-    )
-
-
-register_kind("simulated", lambda p, _t: SimulatedProvider(p.name, p.latency_scale))
-register_kind("openai", _openai_like)
-register_kind("openai_compatible", _openai_like)
-
-
-def _azure(p: ProviderSettings, transport: Transport) -> Provider:
-    assert p.base_url is not None and p.api_version is not None
-    timeouts = {"timeout_s": p.timeout_s, "connect_timeout_s": p.connect_timeout_s}
-    return AzureOpenAIProvider(p.name, p.base_url, _secret(p), p.api_version, transport, **timeouts)
-
-
-def _anthropic(p: ProviderSettings, transport: Transport) -> Provider:
-    timeouts = {"timeout_s": p.timeout_s, "connect_timeout_s": p.connect_timeout_s}
-    return AnthropicProvider(p.name, p.base_url, _secret(p), transport, api_version=p.api_version, **timeouts)
-
-
-def _gemini(p: ProviderSettings, transport: Transport) -> Provider:
-    timeouts = {"timeout_s": p.timeout_s, "connect_timeout_s": p.connect_timeout_s}
-    return GeminiProvider(
-        p.name, p.kind, p.base_url, _secret(p), transport, project=p.project, location=p.location, **timeouts
-    )
-
-
-register_kind("azure", _azure)
-register_kind("anthropic", _anthropic)
-register_kind("gemini", _gemini)
-register_kind("vertex", _gemini)
-
-
 def build_provider(settings: ProviderSettings, transport: Transport) -> Provider:
-    return _KINDS[settings.kind](settings, transport)
+    return _kinds()[settings.kind][0](settings, transport)

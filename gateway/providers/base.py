@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -72,7 +72,7 @@ class Provider(Protocol):
         """``timeout_s``: the time this attempt may take (the provider's own timeout still caps it)."""
         ...
 
-    def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+    def chat_stream(self, request: dict[str, Any], model: str) -> AsyncGenerator[StreamChunk, None]:
         """Yields chunks; the upstream connection is opened on the first ``__anext__``."""
         ...
 

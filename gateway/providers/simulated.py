@@ -13,14 +13,17 @@ import hashlib
 import math
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from contracts.settings import ProviderSettings
+from contracts.tokens import count_message_tokens, count_text_tokens
+from gateway.providers import register_kind
 from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage
-from gateway.tokens import count_message_tokens, count_text_tokens
+from gateway.upstream import Transport
 
 __all__ = ["EMBEDDING_DIMS", "SimulatedProvider"]
 
@@ -201,7 +204,7 @@ class SimulatedProvider:
             finish_reason=finish,
         )
 
-    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncGenerator[StreamChunk, None]:
         chunks, usage, finish = self._answer(request, model)
         prof = _profile(model)
         created = int(time.time())
@@ -268,3 +271,10 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
     }
+
+
+def _simulated(p: ProviderSettings, _transport: Transport) -> SimulatedProvider:
+    return SimulatedProvider(p.name, p.latency_scale)
+
+
+register_kind("simulated", _simulated)

@@ -6,9 +6,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import ApexError
-from gateway.ids import new_id
-from gateway.openai_api import JSON, error_response
+from contracts.ids import new_id
+from gateway.errors import JSON, ApexError, error_response
 
 __all__ = ["list_deployments"]
 

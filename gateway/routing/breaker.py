@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import IntEnum
 
-from gateway.config import BreakerSettings
+from contracts.settings import BreakerSettings
 
 __all__ = ["CircuitBreaker", "CircuitState"]
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import Deployment, ModelRoute, RoutingSettings
+from contracts.settings import Deployment, ModelRoute, RoutingSettings
 from gateway.routing.breaker import CircuitBreaker, CircuitState
 
 __all__ = ["DeploymentState", "ModelGroup", "build_groups"]

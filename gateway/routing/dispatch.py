@@ -16,16 +16,16 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from contracts.settings import ModelRoute, Settings
 from gateway.calls import CallRecord
-from gateway.config import ModelRoute, Settings
 from gateway.errors import ApexError, UpstreamError, UpstreamRateLimitError, UpstreamTimeoutError
 from gateway.metrics import GatewayMetrics
-from gateway.providers import ChatResult, EmbeddingResult, Provider, StreamChunk
+from gateway.providers.base import ChatResult, EmbeddingResult, Provider, StreamChunk
 from gateway.routing.backoff import backoff_delay, counts_against_deployment, is_retryable
-from gateway.routing.balancer import RoutingPolicy, make_policy
+from gateway.routing.balancer import BalancingStrategy, make_strategy
 from gateway.routing.breaker import CircuitState
 from gateway.routing.deployment import DeploymentState, ModelGroup, build_groups
 from gateway.routing.health import HealthChecker
@@ -70,7 +70,9 @@ class Dispatcher:
         self.clock = clock
         self._sleep = sleep
         self.groups = build_groups(settings.models, settings.routing, clock, self._circuit_changed)
-        self._policies: dict[str, RoutingPolicy] = {name: make_policy(g.settings) for name, g in self.groups.items()}
+        self._strategies: dict[str, BalancingStrategy] = {
+            name: make_strategy(g.settings) for name, g in self.groups.items()
+        }
         self._plans: dict[str, list[ModelGroup]] = {}  # per configured route: groups and fallbacks never change
         self.health: HealthChecker | None = None
 
@@ -138,10 +140,10 @@ class Dispatcher:
 
     async def open_stream(
         self, call: CallRecord, body: dict[str, Any], route: ModelRoute
-    ) -> tuple[StreamChunk, AsyncIterator[StreamChunk]]:
+    ) -> tuple[StreamChunk, AsyncGenerator[StreamChunk, None]]:
         async def attempt(
             dep: DeploymentState, group: ModelGroup, deadline: float
-        ) -> tuple[StreamChunk, AsyncIterator[StreamChunk]]:
+        ) -> tuple[StreamChunk, AsyncGenerator[StreamChunk, None]]:
             provider = self.providers[dep.provider]
             limit = min(group.settings.first_byte_timeout_s, deadline - self.clock())
             attempt_end = self.clock() + group.settings.total_timeout_s
@@ -190,7 +192,7 @@ class Dispatcher:
         if first is None or first.route != route:
             # a route built on the fly (not from settings): routed, but its deployments keep no history
             first = build_groups((route,), self.settings.routing, self.clock, self._circuit_changed)[route.name]
-            self._policies.setdefault(route.name, make_policy(first.settings))
+            self._strategies.setdefault(route.name, make_strategy(first.settings))
         return self._build_plan(first)
 
     def _build_plan(self, first: ModelGroup) -> list[ModelGroup]:
@@ -239,7 +241,7 @@ class Dispatcher:
                 dep = (
                     candidates[0]
                     if len(candidates) == 1
-                    else self._policies[group.route.name].choose(candidates, self.rng)
+                    else self._strategies[group.route.name].choose(candidates, self.rng)
                 )
                 if not dep.breaker.acquire():
                     continue  # another call took the half-open probe slot meanwhile
@@ -313,8 +315,8 @@ class Dispatcher:
         )
 
     async def _rest_of_stream(
-        self, dep: DeploymentState, chunks: AsyncIterator[StreamChunk], end: float
-    ) -> AsyncIterator[StreamChunk]:
+        self, dep: DeploymentState, chunks: AsyncGenerator[StreamChunk, None], end: float
+    ) -> AsyncGenerator[StreamChunk, None]:
         try:
             while True:
                 try:
@@ -339,7 +341,7 @@ class Dispatcher:
             await _close_quietly(chunks)
 
 
-async def _close_quietly(chunks: AsyncIterator[StreamChunk]) -> None:
+async def _close_quietly(chunks: AsyncGenerator[StreamChunk, None]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         # the attempt already failed (or succeeded); a second error while closing adds nothing

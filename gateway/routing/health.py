@@ -12,9 +12,9 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from gateway.config import HealthCheckSettings
+from contracts.settings import HealthCheckSettings
 from gateway.errors import ApexError, UpstreamRateLimitError
-from gateway.providers import Provider
+from gateway.providers.base import Provider
 from gateway.routing.backoff import counts_against_deployment
 from gateway.routing.breaker import CircuitState
 from gateway.routing.deployment import DeploymentState

@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 import yaml
 
+from contracts.settings import Settings, load_settings
 from gateway.app import create_app
-from gateway.config import Settings, load_settings
 from gateway.keys import KeyStore
 from sandbox.fake_provider import FakeProvider
 

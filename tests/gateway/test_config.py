@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from gateway.config import ConfigError, load_settings
+from contracts.console import app
+from contracts.settings import ConfigError
+from gateway.settings import load_settings
 
 BAD = [
     ("port-not-int", "gateway:\n  port: eighty\n", "gateway.port"),

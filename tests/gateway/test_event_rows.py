@@ -23,14 +23,14 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gateway.calls import CallRecord, prompt_hash
-from gateway.events.rows import EventRows, _ms
-from gateway.events.schema import EVENT_SCHEMA, FIELD_NAMES, empty_event
+from contracts.events import EVENT_SCHEMA, FIELD_NAMES, empty_event
+from contracts.ids import new_id
+from contracts.pricing import ModelPrice, Priced, PriceTable
+from gateway.calls import CallRecord
+from gateway.events.rows import EventRows, _ms, prompt_hash
 from gateway.events.writer import EventWriter
-from gateway.ids import new_id
 from gateway.keys import ApiKey
 from gateway.metrics import GatewayMetrics
-from gateway.pricing import ModelPrice, Priced, PriceTable
 from gateway.providers.base import Usage
 
 PRICES = PriceTable(

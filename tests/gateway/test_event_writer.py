@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pyarrow.parquet as pq
 
-from gateway.events.schema import EVENT_SCHEMA, FIELD_NAMES, SCHEMA_VERSION, empty_event
+from contracts.events import EVENT_SCHEMA, FIELD_NAMES, SCHEMA_VERSION, empty_event
 from gateway.events.writer import EventWriter
 
 

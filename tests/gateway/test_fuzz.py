@@ -22,7 +22,7 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
 def fuzz_gateway(tmp_path_factory, fake_provider):
     import yaml
 
-    from gateway.config import load_settings
+    from contracts.settings import load_settings
     from tests.gateway.conftest import gateway_config, start_gateway
 
     tmp = tmp_path_factory.mktemp("fuzz")

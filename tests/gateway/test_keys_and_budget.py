@@ -9,7 +9,7 @@ import openai
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from contracts.console import app
 
 
 def test_cli_creates_lists_and_revokes_keys(tmp_path):

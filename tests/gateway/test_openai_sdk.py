@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from gateway.pricing import litellm_price_file
+from contracts.pricing import litellm_price_file
 
 MSG = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -10,8 +10,8 @@ import openai
 import pytest
 import yaml
 
-from gateway.config import load_settings
-from gateway.pricing import PriceTable
+from contracts.pricing import PriceTable
+from contracts.settings import load_settings
 from optimizers.compression import transforms
 from tests.gateway.conftest import gateway_config, start_gateway
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from gateway.config import load_settings
+from contracts.settings import load_settings
 from gateway.keys import KeyStore
 from tests.gateway_process import start_gateway_process
 

@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 import yaml
 
+from contracts.settings import load_settings
 from gateway.app import create_app
-from gateway.config import load_settings
 from gateway.state import GatewayState
 from tests.gateway.conftest import free_port
 

@@ -9,7 +9,7 @@ import openai
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from contracts.console import app
 
 MASTER = "mk-test-0123456789"
 MSG = [{"role": "user", "content": "hi"}]
@@ -141,7 +141,7 @@ def test_cli_rotate_update_and_team(tmp_path):
     res = runner.invoke(app, ["keys", "rotate", key_id, "--grace-seconds", "0"])
     assert res.exit_code == 0, res.output
     new = res.stdout.strip().splitlines()[-1]
-    from gateway.config import load_settings
+    from contracts.settings import load_settings
     from gateway.keys import KeyStore
 
     store = KeyStore(load_settings().data.gateway_db_path, cache_seconds=0)

@@ -15,7 +15,7 @@ import pytest
 import redis
 import yaml
 
-from gateway.config import load_settings
+from contracts.settings import load_settings
 from gateway.keys import KeyStore
 from tests.gateway.conftest import free_port
 from tests.gateway_process import GatewayProcess, start_gateway_process

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from gateway.config import load_settings
-from gateway.pricing import litellm_price_file
+from contracts.pricing import litellm_price_file
+from contracts.settings import load_settings
 from sandbox.fake_anthropic import FakeAnthropic
 from sandbox.fake_gemini import FakeGemini
 from sandbox.fake_provider import FakeProvider

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from gateway.tokens import count_text_tokens
+from contracts.tokens import count_text_tokens
 from tests.providers.conftest import price
 
 TEXTS = ["hello world", "a b c"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from gateway.config import ConfigError, load_settings
+from contracts.settings import ConfigError
+from gateway.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.config import load_settings
+from contracts.settings import load_settings
 from sandbox.fake_provider import FakeProvider
 from tests.gateway.conftest import RunningGateway, start_gateway
 

@@ -7,12 +7,13 @@ from collections import Counter
 
 import pytest
 
-from gateway.config import BreakerSettings, ConfigError, Deployment, RoutingSettings, load_settings
+from contracts.settings import BreakerSettings, ConfigError, Deployment, RoutingSettings
 from gateway.errors import UpstreamBadRequestError, UpstreamError, UpstreamRateLimitError, UpstreamTimeoutError
 from gateway.routing.backoff import backoff_delay, counts_against_deployment, is_retryable
-from gateway.routing.balancer import LatencyPolicy, WeightedPolicy
+from gateway.routing.balancer import LatencyStrategy, WeightedStrategy
 from gateway.routing.breaker import CircuitBreaker, CircuitState
 from gateway.routing.deployment import DeploymentState
+from gateway.settings import load_settings
 
 
 class FakeClock:
@@ -105,7 +106,7 @@ def dep(name: str, weight: float = 1.0, ewma: float | None = None) -> Deployment
 def test_weighted_policy_matches_the_weights():
     rng = random.Random(7)
     a, b, c = dep("a", 6), dep("b", 3), dep("c", 1)
-    picks = Counter(WeightedPolicy().choose([a, b, c], rng).id for _ in range(10_000))
+    picks = Counter(WeightedStrategy().choose([a, b, c], rng).id for _ in range(10_000))
     assert picks["a"] / 10_000 == pytest.approx(0.6, abs=0.02)
     assert picks["b"] / 10_000 == pytest.approx(0.3, abs=0.02)
     assert picks["c"] / 10_000 == pytest.approx(0.1, abs=0.02)
@@ -114,13 +115,13 @@ def test_weighted_policy_matches_the_weights():
 def test_latency_policy_prefers_the_lowest_ewma_and_still_explores():
     rng = random.Random(7)
     fast, slow = dep("fast", ewma=0.05), dep("slow", ewma=0.5)
-    picks = Counter(LatencyPolicy(explore=0.2).choose([slow, fast], rng).id for _ in range(10_000))
+    picks = Counter(LatencyStrategy(explore=0.2).choose([slow, fast], rng).id for _ in range(10_000))
     assert picks["fast"] / 10_000 == pytest.approx(0.9, abs=0.02)  # 80% greedy + half of the 20% exploration
     assert picks["slow"] > 0
 
 
 def test_latency_policy_measures_unmeasured_deployments_first():
-    assert LatencyPolicy(explore=0).choose([dep("a", ewma=0.1), dep("new")], random.Random(1)).id == "new"
+    assert LatencyStrategy(explore=0).choose([dep("a", ewma=0.1), dep("new")], random.Random(1)).id == "new"
 
 
 def test_ewma_moves_toward_new_samples():

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from gateway.providers.openai_compat import OpenAICompatibleProvider
+from contracts.settings import ProviderSettings
+from gateway.providers import provider_secret, register_kind
 from gateway.upstream import Transport
+from gateway.wire.openai.provider import OpenAICompatibleProvider
 
 __all__ = ["AzureOpenAIProvider"]
 
@@ -36,3 +38,12 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"api-key": api_key} if api_key else {}
+
+
+def _azure(p: ProviderSettings, transport: Transport) -> AzureOpenAIProvider:
+    assert p.base_url is not None and p.api_version is not None
+    timeouts = {"timeout_s": p.timeout_s, "connect_timeout_s": p.connect_timeout_s}
+    return AzureOpenAIProvider(p.name, p.base_url, provider_secret(p), p.api_version, transport, **timeouts)
+
+
+register_kind("azure", _azure, requires=("base_url", "api_version"))

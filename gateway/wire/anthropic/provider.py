@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 
+from contracts.settings import ProviderSettings
 from gateway.errors import InvalidRequestError, UpstreamError
+from gateway.providers import provider_secret, register_kind
 from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage, attempt_timeout
-from gateway.providers.openai_compat import parse_json_body, upstream_error
 from gateway.providers.sse import sse_json
-from gateway.translate.anthropic import (
+from gateway.upstream import Transport
+from gateway.wire.anthropic.translate_upstream import (
     AnthropicStreamReader,
     from_anthropic_response,
     to_anthropic_request,
 )
-from gateway.upstream import Transport
+from gateway.wire.openai.provider import parse_json_body, upstream_error
 
 __all__ = ["DEFAULT_ANTHROPIC_URL", "DEFAULT_ANTHROPIC_VERSION", "AnthropicProvider"]
 
@@ -73,7 +75,7 @@ class AnthropicProvider:
             finish_reason=data["choices"][0]["finish_reason"],
         )
 
-    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncGenerator[StreamChunk, None]:
         body = orjson.dumps(to_anthropic_request(request, model, stream=True))
         async with self._transport.stream(
             self._url, self._headers, body, timeout=self._timeout, connect_timeout=self._connect_timeout
@@ -105,3 +107,11 @@ class AnthropicProvider:
 
     async def close(self) -> None:
         return None
+
+
+def _anthropic(p: ProviderSettings, transport: Transport) -> AnthropicProvider:
+    timeouts = {"timeout_s": p.timeout_s, "connect_timeout_s": p.connect_timeout_s}
+    return AnthropicProvider(p.name, p.base_url, provider_secret(p), transport, api_version=p.api_version, **timeouts)
+
+
+register_kind("anthropic", _anthropic)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.ids import new_id
+from contracts.ids import new_id
 
 __all__ = [
     "GeminiStreamReader",

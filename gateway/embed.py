@@ -1,22 +1,23 @@
-"""The OpenAI-compatible embeddings API: ``POST /v1/embeddings``, one priced event per call."""
+"""The embeddings flow in the canonical (OpenAI) shape: validate → admit → dispatch, priced like a chat call.
+
+Used by ``POST /v1/embeddings`` and by the semantic cache when it embeds with a provider's model.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
+from contracts.tokens import count_text_tokens
 from gateway.calls import CallRecord
-from gateway.chat import attribute
-from gateway.errors import ApexError, InvalidRequestError, model_not_found
-from gateway.inbound import positive_int, read_json_body, require_model
-from gateway.openai_api import JSON, error_response, internal_error
+from gateway.errors import InvalidRequestError, model_not_found
+from gateway.inbound import positive_int, require_model
 from gateway.providers.base import EmbeddingResult, Usage
-from gateway.state import GatewayState
-from gateway.tokens import count_text_tokens
 
-__all__ = ["embed_call", "embeddings", "validate_embeddings_request"]
+if TYPE_CHECKING:
+    from gateway.state import GatewayState
+
+__all__ = ["ENDPOINT", "embed_call", "validate_embeddings_request"]
 
 ENDPOINT = "/v1/embeddings"
 _INPUT_HELP = "'input' must be a non-empty string, array of strings, array of token ids, or array of token arrays."
@@ -56,9 +57,12 @@ def _estimate(inputs: Any, model: str) -> Usage:
     return Usage(prompt_tokens=tokens)
 
 
-async def embed_call(state: GatewayState, call: CallRecord, body: dict[str, Any]) -> EmbeddingResult:
+async def embed_call(
+    state: GatewayState, call: CallRecord, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> EmbeddingResult:
     """Validate, admit and dispatch one embeddings call for ``call.key`` (the endpoint's, and the semantic cache's
-    lookups when it embeds with a provider). Sets the call's usage; the caller records the call."""
+    lookups when it embeds with a provider). Sets the call's usage; the caller records the call. ``headers`` are
+    taken for the lifecycle's sake: no optimizer hint applies to embeddings."""
     model, inputs = validate_embeddings_request(body)
     call.requested_model = model
     call.messages = inputs
@@ -77,24 +81,3 @@ async def embed_call(state: GatewayState, call: CallRecord, body: dict[str, Any]
     else:
         call.usage, call.usage_source = _estimate(inputs, model), "estimated"
     return result
-
-
-async def embeddings(request: Request) -> Response:
-    state: GatewayState = request.app.state.apex
-    call = CallRecord(endpoint=ENDPOINT)
-    try:
-        call.key = state.authenticate(request)
-    except ApexError as err:
-        return error_response(err, call.request_id)
-    try:
-        body = await read_json_body(request, state.settings.gateway.max_body_bytes)
-        attribute(call, request, body)
-        result = await embed_call(state, call, body)
-        return Response(result.body, media_type=JSON, headers={"x-request-id": call.request_id})
-    except ApexError as err:
-        call.fail(err)
-        return error_response(err, call.request_id)
-    except Exception:
-        return error_response(internal_error(call), call.request_id)
-    finally:
-        state.finish(call)

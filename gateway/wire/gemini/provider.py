@@ -5,25 +5,27 @@ Both take the same ``generateContent`` body; only the URL and the credential dif
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
+from contracts.settings import ProviderSettings
+from contracts.tokens import count_text_tokens
 from gateway.errors import InvalidRequestError, UpstreamError
+from gateway.providers import provider_secret, register_kind
 from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage, attempt_timeout
-from gateway.providers.openai_compat import parse_json_body, upstream_error
 from gateway.providers.sse import sse_json
-from gateway.tokens import count_text_tokens
-from gateway.translate.gemini import (
+from gateway.upstream import Transport
+from gateway.wire.gemini.translate import (
     GeminiStreamReader,
     from_gemini_embeddings,
     from_gemini_response,
     to_gemini_embeddings,
     to_gemini_request,
 )
-from gateway.upstream import Transport
+from gateway.wire.openai.provider import parse_json_body, upstream_error
 
 __all__ = ["DEFAULT_GEMINI_URL", "GeminiProvider", "vertex_base_url"]
 
@@ -96,7 +98,7 @@ class GeminiProvider:
             finish_reason=data["choices"][0]["finish_reason"],
         )
 
-    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncGenerator[StreamChunk, None]:
         url = self._url(model, "streamGenerateContent") + "?alt=sse"
         body = orjson.dumps(to_gemini_request(request))
         async with self._transport.stream(
@@ -145,3 +147,14 @@ class GeminiProvider:
 
     async def close(self) -> None:
         return None
+
+
+def _gemini(p: ProviderSettings, transport: Transport) -> GeminiProvider:
+    timeouts = {"timeout_s": p.timeout_s, "connect_timeout_s": p.connect_timeout_s}
+    return GeminiProvider(
+        p.name, p.kind, p.base_url, provider_secret(p), transport, project=p.project, location=p.location, **timeouts
+    )
+
+
+register_kind("gemini", _gemini)
+register_kind("vertex", _gemini, requires=("project", "location"))

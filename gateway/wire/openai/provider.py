@@ -5,11 +5,12 @@ Subclasses change only where a call goes and how it authenticates (``_url``, ``_
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import orjson
 
+from contracts.settings import ProviderSettings
 from gateway.errors import (
     ApexError,
     NotFoundError,
@@ -17,6 +18,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamRateLimitError,
 )
+from gateway.providers import provider_secret, register_kind
 from gateway.providers.base import ChatResult, EmbeddingResult, StreamChunk, Usage, attempt_timeout
 from gateway.upstream import Transport
 
@@ -118,7 +120,7 @@ class OpenAICompatibleProvider:
             finish_reason=choices[0].get("finish_reason") if isinstance(choices[0], dict) else None,
         )
 
-    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+    async def chat_stream(self, request: dict[str, Any], model: str) -> AsyncGenerator[StreamChunk, None]:
         async with self._transport.stream(
             self._url("chat/completions", model),
             self._headers,
@@ -184,3 +186,20 @@ def parse_json_body(provider: str, raw: bytes) -> dict[str, Any]:
             f"provider {provider!r} returned a body that is not a JSON object", code="upstream_bad_response"
         )
     return data
+
+
+def _openai_like(p: ProviderSettings, transport: Transport) -> OpenAICompatibleProvider:
+    assert p.base_url is not None
+    return OpenAICompatibleProvider(
+        p.name,
+        p.kind,
+        p.base_url,
+        provider_secret(p),
+        transport,
+        timeout_s=p.timeout_s,
+        connect_timeout_s=p.connect_timeout_s,
+    )
+
+
+register_kind("openai", _openai_like, requires=("base_url",))
+register_kind("openai_compatible", _openai_like, requires=("base_url",))

@@ -1,6 +1,6 @@
 """The Anthropic-native inbound API: ``POST /v1/messages``, so the official ``anthropic`` SDK can use Apex.
 
-The request is translated to the canonical body, run through ``run_chat`` like any other call, and the answer
+The request is translated to the canonical body and run like any other call (``gateway.lifecycle``); the answer is
 rendered back as an Anthropic ``message`` or as Anthropic SSE events. Errors use Anthropic's error shape.
 """
 
@@ -11,23 +11,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.calls import CallRecord
-from gateway.chat import StreamSession, attribute, optimizer_headers, run_chat
-from gateway.errors import ApexError, InvalidRequestError
-from gateway.inbound import client_headers, read_json_body
-from gateway.openai_api import JSON, internal_error
-from gateway.state import GatewayState
-from gateway.translate.anthropic import (
+from gateway.chat import run_chat
+from gateway.errors import JSON, ApexError, InvalidRequestError
+from gateway.lifecycle import CallLifecycle, WireFormat, optimizer_headers
+from gateway.providers.base import ChatResult
+from gateway.stream import StreamSession
+from gateway.wire.anthropic.common import error_type_for_status
+from gateway.wire.anthropic.translate_inbound import (
     AnthropicStreamWriter,
-    error_type_for_status,
     from_anthropic_request,
     to_anthropic_message,
 )
 
-__all__ = ["messages"]
+__all__ = ["ANTHROPIC", "anthropic_error_response", "messages"]
 
 ENDPOINT = "/v1/messages"
 
@@ -45,8 +44,8 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _validate(body: dict[str, Any]) -> None:
-    """What Anthropic requires beyond the canonical checks ``run_chat`` does."""
+def _to_canonical(body: dict[str, Any]) -> dict[str, Any]:
+    """What Anthropic requires beyond the canonical checks ``run_chat`` does, then the canonical body."""
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise InvalidRequestError("max_tokens: Field required", param="max_tokens", code="missing_required_parameter")
@@ -64,6 +63,7 @@ def _validate(body: dict[str, Any]) -> None:
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise InvalidRequestError("system: must be a string or a list of text blocks", param="system")
+    return from_anthropic_request(body)
 
 
 async def _sse(session: StreamSession, model: str) -> AsyncIterator[bytes]:
@@ -81,34 +81,16 @@ async def _sse(session: StreamSession, model: str) -> AsyncIterator[bytes]:
         yield b"event: error\ndata: " + _error_body(err) + b"\n\n"
 
 
-async def messages(request: Request) -> Response:
-    state: GatewayState = request.app.state.apex
-    call = CallRecord(endpoint=ENDPOINT)
-    try:
-        call.key = state.authenticate(request)
-    except ApexError as err:
-        return anthropic_error_response(err, call.request_id)
-    streaming = False
-    try:
-        native = await read_json_body(request, state.settings.gateway.max_body_bytes)
-        _validate(native)
-        body = from_anthropic_request(native)
-        attribute(call, request, body)
-        outcome = await run_chat(state, call, body, headers=client_headers(request))
-        headers = {**optimizer_headers(call), "request-id": call.request_id}
-        model = str(native.get("model"))
-        if isinstance(outcome, StreamSession):
-            streaming = True
-            return StreamingResponse(
-                _sse(outcome, model), media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
-            )
-        message = to_anthropic_message(orjson.loads(outcome.body), model)
-        return Response(orjson.dumps(message), media_type=JSON, headers=headers)
-    except ApexError as err:
-        call.fail(err)
-        return anthropic_error_response(err, call.request_id)
-    except Exception:
-        return anthropic_error_response(internal_error(call), call.request_id)
-    finally:
-        if not streaming:
-            state.finish(call)
+def _render(call: CallRecord, native: dict[str, Any], outcome: ChatResult | StreamSession) -> Response:
+    headers = {**optimizer_headers(call), "request-id": call.request_id}
+    model = str(native.get("model"))
+    if isinstance(outcome, StreamSession):
+        return StreamingResponse(
+            _sse(outcome, model), media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
+        )
+    message = to_anthropic_message(orjson.loads(outcome.body), model)
+    return Response(orjson.dumps(message), media_type=JSON, headers=headers)
+
+
+ANTHROPIC = WireFormat(render_error=anthropic_error_response, to_canonical=_to_canonical, render=_render)
+messages = CallLifecycle(ENDPOINT, ANTHROPIC, run_chat).handle

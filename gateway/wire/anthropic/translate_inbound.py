@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from gateway.ids import new_id
-from gateway.translate.anthropic_common import (
+from contracts.ids import new_id
+from gateway.wire.anthropic.common import (
     _STOP_TO_ANTHROPIC,
     _json_args,
     _text_of,

@@ -1,1 +1,0 @@
-"""Pure translations between the canonical (OpenAI chat-completions) format and other providers' wire formats."""

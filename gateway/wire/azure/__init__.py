@@ -1,0 +1,1 @@
+"""Azure OpenAI: the OpenAI wire format addressed by deployment; the upstream adapter."""

@@ -1,4 +1,5 @@
-"""Semantic cache quality and latency bench (protocol: /work/shared/data/README.md, "Semantic cache").
+"""Semantic cache quality and latency bench (protocol: ``../shared/data/README.md`` beside the
+repository, "Semantic cache").
 
 1. Embeds every distinct text of ``--pairs`` (columns ``text_a,text_b,label``) once, inserts every distinct
    ``text_a`` into a fresh :class:`optimizers.semantic_cache.SemanticCache` (LanceDB in a temp dir, one scope) and
@@ -44,10 +45,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _shared_data import SHARED_DATA  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
 from optimizers.embeddings import LocalEmbedder  # noqa: E402
+from optimizers.logistic import fit_logistic  # noqa: E402
 from optimizers.semantic_cache import (  # noqa: E402
     DEFAULT_CANDIDATES,
     DEFAULT_SIMILARITY_THRESHOLD,
@@ -61,11 +64,10 @@ from optimizers.verify import (  # noqa: E402
     Verifier,
     VerifierWeights,
     analyse,
-    fit_logistic,
     pair_features,
 )
 
-DATA = Path("/work/shared/data/cache")
+DATA = SHARED_DATA / "cache"
 DEFAULT_PAIRS = DATA / "qqp_pairs_dev.csv"
 DEFAULT_PARAPHRASES = DATA / "gptcache_paraphrases.csv"
 SCOPE = "bench"

@@ -1,6 +1,6 @@
 """Prompt-compression bench: tokens saved, guard fallbacks and retention, and latency of ``compress_messages``.
 
-Builds prompt families from a CSV with a ``prompt`` column (default: ``/work/shared/data/routing/routellm_dev.csv``,
+Builds prompt families from a CSV with a ``prompt`` column (default: ``../shared/data/routing/routellm_dev.csv``,
 whose ``benchmark`` and ``subject`` columns pick GSM8K and MMLU rows; without them every row serves every family):
 
 - ``gsm8k-8shot``: one user message, 8 shots of ``Question: ...\\nAnswer: Let's think step by step. ...`` and the
@@ -43,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _shared_data import SHARED_DATA  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
@@ -50,7 +51,7 @@ from optimizers.compression import VERSION, compress_messages  # noqa: E402
 from optimizers.compression.guard import evaluate  # noqa: E402
 from optimizers.compression.segments import fenced_blocks, message_text  # noqa: E402
 
-DEFAULT_PROMPTS = Path("/work/shared/data/routing/routellm_dev.csv")
+DEFAULT_PROMPTS = SHARED_DATA / "routing" / "routellm_dev.csv"
 FEWSHOT = ("gsm8k-8shot", "gsm8k-8shot-instr", "mmlu-5shot", "mmlu-5shot-chat")
 TRANSCRIPTS = ("rag-chat", "agent-tools")
 MODEL = "gpt-4o-mini"

@@ -20,7 +20,7 @@ weak = Mixtral-8x7B-Instruct, strong = gpt-4-1106-preview).
 APGR (RouteLLM, Ong et al. 2024): PGR(c) = (quality(c) - weak) / (strong - weak) at strong-call share c, routing
 the c highest-scored prompts strong; APGR = area under PGR over c in [0, 1] (trapezoid over every prompt count).
 Random routing has APGR 0.5 in expectation. Cost: litellm's prices for the two model names below, prompt tokens
-counted with ``gateway.tokens.count_text_tokens`` plus ``--output-tokens`` (200) assumed completion tokens.
+counted with ``contracts.tokens.count_text_tokens`` plus ``--output-tokens`` (200) assumed completion tokens.
 
 Embeddings (only for ``--features embedding+lexical`` or ``--compare``) are computed here (one thread by default,
 a progress bar) and memoised in ``--cache`` (default: the temp dir; keyed by text digest) so a second run skips
@@ -49,31 +49,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
+from _shared_data import SHARED_DATA  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from optimizers.embeddings import MODEL_ID, LocalEmbedder  # noqa: E402
+from optimizers.logistic import fit_logistic  # noqa: E402
+from optimizers.routing.classifier import EMBEDDING_PENALTY, LEXICAL_PENALTY, fit_heads, score_with  # noqa: E402
 from optimizers.routing.features import lexical_matrix  # noqa: E402
+from optimizers.routing.feedback import ROUTELLM_STRONG_MODEL, ROUTELLM_WEAK_MODEL, feedback_from_routellm  # noqa: E402
 from optimizers.routing.policy import EMBEDDING_FEATURES, FEATURE_MODES, RoutingPolicy  # noqa: E402
-from optimizers.routing.train import (  # noqa: E402
-    DEFAULT_FEATURES,
-    DEFAULT_OUTPUT_TOKENS,
-    EMBEDDING_PENALTY,
-    LEXICAL_PENALTY,
-    ROUTELLM_STRONG_MODEL,
-    ROUTELLM_WEAK_MODEL,
-    feedback_from_routellm,
-    fit_heads,
-    fit_logistic,
-    group_folds,
-    request_costs,
-    routed_quality_curve,
-    score_with,
-    train_policy,
-)
+from optimizers.routing.thresholds import group_folds, request_costs, routed_quality_curve  # noqa: E402
+from optimizers.routing.train import DEFAULT_FEATURES, DEFAULT_OUTPUT_TOKENS, train_policy  # noqa: E402
 
-DEV_FILE = Path("/work/shared/data/routing/routellm_dev.csv")
+DEV_FILE = SHARED_DATA / "routing" / "routellm_dev.csv"
 HEADLINE_TARGET = 0.95
 console = Console(stderr=True)
 # Piped output (a log, CI) gets the full table width rather than rich's 80-column default.
@@ -267,7 +257,7 @@ def run_fold(label: str, train: Rows, test: Rows, store: EmbeddingStore, args: a
 
 
 def pool(folds: list[Fold], output_tokens: int) -> Pooled:
-    from gateway.pricing import PriceTable
+    from contracts.pricing import PriceTable
 
     table = PriceTable.from_litellm()
     rows = Rows(
@@ -305,8 +295,8 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _logistic_p(x_tr: np.ndarray, y: np.ndarray, x_te: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-    beta = fit_logistic(x_tr, y, penalty)
-    return 0.5 * (1.0 + np.tanh(0.5 * (x_te @ beta[:-1] + beta[-1])))
+    """``penalty`` per row, as in the routing heads (the fitter's l2 is on the summed loss)."""
+    return fit_logistic(x_tr, y, l2=penalty * len(y)).predict(x_te)
 
 
 def logreg_embedding_need(v_tr: Arr, l_tr: Arr, tr: Rows, v_te: Arr, l_te: Arr, te: Rows) -> Arr:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.tokens import count_message_tokens
+from contracts.tokens import count_message_tokens
 from optimizers.compression import guard, transforms
 from optimizers.compression.segments import build_work, render
 

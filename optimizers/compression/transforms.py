@@ -4,6 +4,8 @@ They run in ``PIPELINE`` order on the working form (``segments.py``). None of th
 non-text part, a tool call or an assistant prefill (a final assistant message), or removes anything from the final
 question's paragraph; only ``minify_json`` touches tool results, and only losslessly. Every removal keeps the first
 occurrence, so the removed text is still in the prompt.
+
+Kept as one module (~400 lines): ``PIPELINE`` names this module's functions, resolved here at call time.
 """
 
 from __future__ import annotations

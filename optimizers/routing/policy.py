@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 
+from contracts.policies import ROUTING_POLICY_KIND, ROUTING_POLICY_SCHEMA, PolicyFileError, read_policy_file
 from optimizers.routing.features import LEXICAL_FEATURES, lexical_features, lexical_matrix
 
 __all__ = [
@@ -45,8 +45,8 @@ __all__ = [
     "RoutingPolicy",
 ]
 
-POLICY_KIND = "apex.routing_policy"
-POLICY_SCHEMA = 1
+POLICY_KIND = ROUTING_POLICY_KIND
+POLICY_SCHEMA = ROUTING_POLICY_SCHEMA
 CLASSIFIER_TYPE = "two_head_logistic"
 # classifier.features: which inputs the heads read (see the module docstring).
 LEXICAL_ONLY = "lexical"
@@ -57,10 +57,6 @@ URGENCY_LEVELS = ("low", "normal", "high")
 
 Tier = Literal["strong", "weak"]
 FeatureMode = Literal["lexical", "embedding+lexical"]
-
-
-class PolicyFileError(ValueError):
-    """A policy file (or dict) is unusable; the message names the source and the offending field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,16 +175,7 @@ class RoutingPolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> RoutingPolicy:
-        path = Path(path)
-        try:
-            raw = orjson.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise PolicyFileError(f"routing policy {path}: file does not exist") from None
-        except orjson.JSONDecodeError as exc:
-            raise PolicyFileError(f"routing policy {path}: not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise PolicyFileError(f"routing policy {path}: field '<root>' must be an object")
-        return cls(raw, str(path))
+        return cls(read_policy_file(path, "routing policy"), str(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> RoutingPolicy:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.tokens import count_message_tokens
+from contracts.tokens import count_message_tokens
 from optimizers.compression import VERSION, compress_messages, transforms
 from optimizers.compression.transforms import MIN_DUPLICATE_CHARS
 

@@ -22,16 +22,11 @@ import polars as pl
 import pytest
 
 import optimizers.embeddings
+from optimizers.routing.classifier import score_with
 from optimizers.routing.features import LEXICAL_FEATURES, lexical_features, lexical_matrix
+from optimizers.routing.feedback import feedback_from_routellm, pair_feedback
 from optimizers.routing.policy import PolicyFileError, RoutingDecision, RoutingPolicy
-from optimizers.routing.train import (
-    feedback_from_routellm,
-    pair_feedback,
-    policy_version,
-    score_with,
-    train_policy,
-    write_policy,
-)
+from optimizers.routing.train import policy_version, train_policy, write_policy
 
 LEXICAL: Final = "lexical"
 EMBEDDING: Final = "embedding+lexical"

@@ -13,9 +13,9 @@ import duckdb
 import polars as pl
 import streamlit as st
 
+from contracts.settings import ConfigError, load_dashboard_settings
 from dashboards import figures, queries, warehouse
 from dashboards.headline import APEX_FEE_RATE, Headline, format_count, format_pct, format_usd
-from gateway.config import ConfigError, load_settings
 
 CACHE_TTL_S = 30
 BUSY_RETRY_S = 5
@@ -372,7 +372,7 @@ def main() -> None:
     st.set_page_config(page_title="Apex — AI spend & savings", page_icon="💸", layout="wide")
     st.title("AI spend & Apex savings")
     try:
-        path = load_settings().data.warehouse_path.absolute()
+        path = load_dashboard_settings().data.warehouse_path.absolute()
     except ConfigError as exc:
         st.error(f"Apex configuration cannot be loaded:\n\n```\n{exc}\n```")
         return

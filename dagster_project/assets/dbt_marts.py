@@ -8,21 +8,24 @@ partitioned dbt assets is single-run), passes ``apex_reprocess_from = D 00:00`` 
 wait for their own run (and their own blocking check). Concurrent runs (one per day from the sensor)
 take turns on the DuckDB file (``ApexDataResource.warehouse_lock``). The other models (views, tables, seeds)
 are rebuilt whole on every run as before; the first build (no table yet) is a full one whatever the var says.
+
+Each model's asset group is its folder under ``dbt/models`` (staging, intermediate, spend, savings,
+billing_marts): ``ApexDbtTranslator``.
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from dagster._utils import run_with_concurrent_update_guard
-from dagster_dbt import DbtCliResource, DbtProject, DbtProjectPreparer, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, DbtProjectPreparer, dbt_assets
 
 from dagster_project.partitions import EVENT_DAYS, dbt_reprocess_from, run_days
 from dagster_project.resources import ApexDataResource, dbt_executable
 
-__all__ = ["DBT_PROJECT", "DBT_PROJECT_DIR", "apex_dbt_models", "build_dbt_resource"]
+__all__ = ["DBT_PROJECT", "DBT_PROJECT_DIR", "ApexDbtTranslator", "apex_dbt_models", "build_dbt_resource"]
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 
@@ -50,6 +53,25 @@ DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 VenvDbtProjectPreparer().prepare_if_dev(DBT_PROJECT)
 
 
+class ApexDbtTranslator(DagsterDbtTranslator):
+    """Groups the dbt models by the folder that holds them: ``models/staging/`` -> ``staging``,
+    ``models/marts/spend/`` -> ``spend``. A ``meta.dagster.group`` set in dbt (the seeds' ``reference_data``) wins.
+
+    The billing folder's group is ``billing_marts``: ``billing`` is the export/Stripe group, which the hourly
+    ``apex_all`` job leaves to the monthly billing job, and the billing marts must be refreshed with the others.
+    """
+
+    FOLDER_GROUPS: ClassVar[Mapping[str, str]] = {"billing": "billing_marts"}
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        configured = super().get_group_name(dbt_resource_props)
+        fqn = dbt_resource_props.get("fqn", [])
+        if configured or dbt_resource_props.get("resource_type") != "model" or len(fqn) < 3:
+            return configured
+        folder = fqn[-2]  # fqn is [project, folder, ..., model]
+        return self.FOLDER_GROUPS.get(folder, folder)
+
+
 def build_dbt_resource() -> DbtCliResource:
     return DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable())
 
@@ -68,7 +90,12 @@ def dbt_build_args(context: dg.AssetExecutionContext) -> list[str]:
     return ["build", "--vars", json.dumps(dbt_vars)]
 
 
-@dbt_assets(manifest=DBT_PROJECT.manifest_path, project=DBT_PROJECT, partitions_def=EVENT_DAYS)
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    partitions_def=EVENT_DAYS,
+    dagster_dbt_translator=ApexDbtTranslator(),
+)
 def apex_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, apex_data: ApexDataResource
 ) -> Iterator[Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings, load_settings
+from contracts.settings import Settings, load_settings
 from sandbox.synthetic_events import write_synthetic_events
 
 N_EVENTS = 20_000

@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.settings import Settings
 from dagster_project.definitions import build_definitions
 from dagster_project.partitions import EVENT_DAYS
 from dagster_project.resources import ApexDataResource
-from gateway.config import Settings
 from sandbox.synthetic_events import write_synthetic_events
 from tests.analytics.conftest import START, EventsFixture
 
@@ -34,8 +34,18 @@ MART_KEYS = {
             "customer_contracts",
             "cloud_instance_prices",
             "stg_sandbox__validation_runs",
+            "int_savings_claims",
+            "int_billable_savings",
             "fct_savings",
             "agg_customer_daily",
+            "dim_customers",
+            "dim_models",
+            # the Optimizers tab's daily marts
+            "agg_savings_by_lever_daily",
+            "agg_cache_outcomes_daily",
+            "agg_cache_similarity_daily",
+            "agg_routing_tiers_daily",
+            "agg_compression_daily",
             "fct_bvm_charges",
             "fct_vbp_invoice_lines",
             "invoice_lines",

@@ -11,12 +11,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.event_files import event_day, event_days, files_by_day, list_event_files
+from contracts.settings import Settings
 from dagster_project.assets.raw_events import raw_gateway_events
 from dagster_project.checks import raw_events_quality, read_event_chunks
-from dagster_project.event_files import event_day, event_days, files_by_day, list_event_files
 from dagster_project.partitions import dbt_reprocess_from, is_event_day, partition_range_tags
 from dagster_project.resources import ApexDataResource
-from gateway.config import Settings
 from sandbox.synthetic_events import write_synthetic_events
 
 DAY_A, DAY_B = "2026-01-05", "2026-01-06"

@@ -8,10 +8,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from contracts.settings import load_settings
 from dagster_project.assets.optimizers import routing_feedback, routing_policy
 from dagster_project.resources import ApexDataResource
-from gateway.config import load_settings
-from gateway.optimize import PolicyHolder
+from gateway.levers.policy_file import PolicyHolder
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from gateway.events.schema import EVENT_SCHEMA
+from contracts.events import EVENT_SCHEMA
 from sandbox.synthetic_events import PRICES, SCHEMA_FILE_NAME, UNKNOWN_MODEL, write_synthetic_events
 
 START = datetime(2026, 3, 1, 22, tzinfo=UTC)

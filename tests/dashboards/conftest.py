@@ -12,10 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import jinja2
 import pytest
 import streamlit as st
 
-APP_PATH = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+REPO = Path(__file__).resolve().parents[2]
+APP_PATH = REPO / "dashboards" / "app.py"
+DBT_MARTS = REPO / "dbt" / "models" / "marts"
+OPTIMIZER_MARTS = (
+    "agg_savings_by_lever_daily",
+    "agg_cache_outcomes_daily",
+    "agg_cache_similarity_daily",
+    "agg_routing_tiers_daily",
+    "agg_compression_daily",
+)
+"""The daily marts the Optimizers tab reads, built here from the dbt models' own SQL."""
 
 # main.fct_llm_spend's columns in the dbt model's order, with the types dbt builds (times are naive UTC).
 FCT_COLUMNS: dict[str, str] = {
@@ -90,7 +101,7 @@ SAVINGS_COLUMNS: dict[str, str] = {
     "x_is_simulated": "boolean",
 }
 
-# main.agg_user_metrics_hourly, derived as dbt/models/marts/agg_user_metrics_hourly.sql derives it.
+# main.agg_user_metrics_hourly, derived as dbt/models/marts/spend/agg_user_metrics_hourly.sql derives it.
 AGG_SQL = """
 create table main.agg_user_metrics_hourly as
 select
@@ -383,6 +394,28 @@ def _create(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
         )
 
 
+def _dbt_mart(name: str) -> tuple[str, set[str]]:
+    """The SQL of dbt model ``name`` with its refs resolved to ``main.<model>``, and the models it refs."""
+    (model,) = DBT_MARTS.rglob(f"{name}.sql")
+    refs: set[str] = set()
+
+    def ref(model_name: str) -> str:
+        refs.add(model_name)
+        return f"main.{model_name}"
+
+    return jinja2.Template(model.read_text()).render(ref=ref), refs
+
+
+def _create_optimizer_marts(con: duckdb.DuckDBPyConnection) -> None:
+    """The optimizer marts whose inputs exist, as views: they follow later changes to the tables they read, like a
+    warehouse whose marts were built from them (a column dropped afterwards breaks them as it would the build)."""
+    tables = {name for (name,) in con.execute("select table_name from information_schema.tables").fetchall()}
+    for name in OPTIMIZER_MARTS:
+        sql, refs = _dbt_mart(name)
+        if refs <= tables:
+            con.execute(f"create view main.{name} as {sql}")
+
+
 def build_warehouse(
     path: Path,
     rows: Sequence[dict[str, Any]],
@@ -390,8 +423,8 @@ def build_warehouse(
     with_agg: bool = True,
     savings: Sequence[dict[str, Any]] | None = (),
 ) -> Path:
-    """``fct_llm_spend`` holding ``rows``, its hourly aggregate, and ``fct_savings`` holding ``savings`` (no such
-    table when ``savings`` is None)."""
+    """``fct_llm_spend`` holding ``rows``, its hourly aggregate, ``fct_savings`` holding ``savings`` (no such
+    table when ``savings`` is None), and the optimizer marts over them (those that read fct_savings only with it)."""
     con = duckdb.connect(str(path))
     try:
         _create(con, "fct_llm_spend", FCT_COLUMNS, rows)
@@ -399,6 +432,7 @@ def build_warehouse(
             con.execute(AGG_SQL)
         if savings is not None:
             _create(con, "fct_savings", SAVINGS_COLUMNS, savings)
+        _create_optimizer_marts(con)
     finally:
         con.close()
     return path

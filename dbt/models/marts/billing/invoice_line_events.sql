@@ -12,8 +12,7 @@ lines as (
 
 verified as (
 
-    select * from {{ ref('fct_savings') }}
-    where is_billable and customer_id is not null
+    select * from {{ ref('int_billable_savings') }}
 
 ),
 

@@ -1,8 +1,11 @@
--- Savings at request x lever grain, each claim checked before anything is billed on it.
--- The rules (also in fct_savings.yml): a claim is 'verified' only when it is priced (one price table version
--- prices both baseline and actual), usage is provider-reported and the claim re-derives from the event's own
--- tokens and unit prices; estimated usage or a claim that does not re-derive is 'unverified'; an unknown
+-- Every savings claim at request x lever grain, each checked before anything is billed on it: the one place
+-- claims are derived (fct_savings exposes them, int_billable_savings narrows them to what is billed).
+-- The rules (also in int_savings_claims.yml): a claim is 'verified' only when it is priced (one price table
+-- version prices both baseline and actual), usage is provider-reported and the claim re-derives from the event's
+-- own tokens and unit prices; estimated usage or a claim that does not re-derive is 'unverified'; an unknown
 -- price is 'blocked' with a reason. Only verified savings are billable.
+-- Incremental on event_hour (the request-grain store of claims): a run replaces the hours from the watermark on
+-- (macros/incremental.sql), the only hours its inputs can have changed in.
 {{ config(
     materialized='incremental',
     incremental_strategy='pruned_delete_insert',

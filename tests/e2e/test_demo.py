@@ -11,8 +11,8 @@ import httpx
 import pytest
 import yaml
 
+from contracts.settings import DEFAULT_CONFIG_TEXT
 from dagster_project.billing.proof import prove_lines
-from gateway.config import DEFAULT_CONFIG_TEXT
 from sandbox.demo import REPO_ROOT
 from sandbox.services import group_alive, running
 from tests.gateway.conftest import free_port

@@ -6,11 +6,15 @@ ApexError                        500 api_error
 ├── AuthenticationError          401 authentication_error    (missing, unknown or revoked key)
 ├── PermissionDeniedError        403 permission_error
 ├── NotFoundError                404 invalid_request_error   (unknown model or route)
-├── RateLimitError               429 rate_limit_error        (budget or limits; carries Retry-After)
+├── RateLimitError               429 rate_limit_error        (a limit that resets: carries Retry-After)
+│   └── QuotaExceededError       429 insufficient_quota      (a budget that never resets: no Retry-After)
 └── UpstreamError                502 upstream_error          (the provider failed or answered badly)
     ├── UpstreamRateLimitError   429 rate_limit_error        (provider said 429; Retry-After passed on)
     ├── UpstreamBadRequestError  400 invalid_request_error   (provider rejected the request body)
     └── UpstreamTimeoutError     504 timeout_error
+
+``retry_after`` becomes the ``Retry-After`` header (whole seconds, at least 1); ``should_retry=False`` becomes
+``x-should-retry: false``, which the OpenAI and Anthropic SDKs obey instead of retrying a 429 that cannot succeed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "QuotaExceededError",
     "RateLimitError",
     "UpstreamBadRequestError",
     "UpstreamError",
@@ -49,12 +54,14 @@ class ApexError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.should_retry = should_retry
 
     def body(self) -> bytes:
         return orjson.dumps(
@@ -62,9 +69,12 @@ class ApexError(Exception):
         )
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, int(self.retry_after + 0.999)))}
+        headers = {}
+        if self.retry_after is not None:
+            headers["retry-after"] = str(max(1, int(self.retry_after + 0.999)))
+        if self.should_retry is not None:
+            headers["x-should-retry"] = "true" if self.should_retry else "false"
+        return headers
 
 
 class InvalidRequestError(ApexError):
@@ -103,6 +113,12 @@ def model_not_found(model: str) -> NotFoundError:
 class RateLimitError(ApexError):
     status = 429
     type = "rate_limit_error"
+
+
+class QuotaExceededError(RateLimitError):
+    """OpenAI's answer when the account's quota is spent: only raising the budget helps, waiting does not."""
+
+    type = "insufficient_quota"
 
 
 class UpstreamError(ApexError):

@@ -13,19 +13,57 @@ by model name like ``sandbox.fake_provider``:
     anything else "echo: <last user text>"; a call of the first tool with ``{"city": "Paris"}`` when tools are
                   offered and the last user text mentions "weather"
 
-Usage: ``input_tokens`` = words of the system prompt and all text + 4 per message; ``output_tokens`` = words
+Usage: ``input_tokens`` = words of the system prompt and all text + 4 per message, plus what Anthropic bills
+beyond text: tool definitions (their JSON, tiktoken) and the tool-use system prompt (346 tokens, 313 with
+``tool_choice`` any/tool), earlier ``tool_use`` blocks, and images at ceil(w*h/750) after the long edge is fitted
+to 1568 px, at most 1,600 (real sizes: ``sandbox.fake_provider.image_size_of``); ``output_tokens`` = words
 answered (+5 for a tool call).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from sandbox.fake_provider import FakeProvider
+from sandbox.fake_provider import FakeProvider, image_size_of
+
+_TOOL_SYSTEM_PROMPT = {"auto": 346, "none": 346, "any": 313, "tool": 313}
+
+
+def anthropic_image_tokens(size: tuple[int, int]) -> int:
+    """Anthropic's published rule: tokens = width x height / 750 after fitting the long edge to 1568 px."""
+    w, h = size
+    scale = min(1.0, 1568 / max(w, h))
+    return min(math.ceil(math.ceil(w * scale) * math.ceil(h * scale) / 750), 1600)
+
+
+def _count(text: str) -> int:
+    from contracts.tokens import count_text_tokens
+
+    return count_text_tokens(text)
+
+
+def anthropic_extra_input_tokens(body: dict[str, Any]) -> int:
+    """Input tokens Anthropic bills beyond text: tool definitions and their system prompt, tool calls, images."""
+    total = 0
+    if body.get("tools"):
+        choice = (body.get("tool_choice") or {}).get("type", "auto")
+        total += _TOOL_SYSTEM_PROMPT.get(choice, 346) + _count(orjson.dumps(body["tools"]).decode())
+    for msg in body.get("messages") or ():
+        content = msg.get("content")
+        for block in content if isinstance(content, list) else ():
+            if block.get("type") == "tool_use":
+                total += 3 + _count(str(block.get("name"))) + _count(orjson.dumps(block.get("input")).decode())
+            elif block.get("type") == "image":
+                source = block.get("source") or {}
+                url = source.get("url") or f"data:{source.get('media_type')};base64,{source.get('data')}"
+                total += anthropic_image_tokens(image_size_of(url))
+    return total
+
 
 __all__ = ["FakeAnthropic"]
 
@@ -47,6 +85,16 @@ def _error(status: int, kind: str, message: str, **headers: str) -> web.Response
     return web.json_response(body, status=status, headers=headers)
 
 
+def anthropic_input_tokens(body: dict[str, Any]) -> int:
+    """What the fake bills as ``input_tokens``: words of the system prompt and all text + 4 per message, and what
+    Anthropic bills beyond text."""
+    system = body.get("system")
+    words = len(_text(system).split()) if system else 0
+    for msg in body.get("messages") or ():
+        words += len(_text(msg.get("content")).split()) + 4
+    return words + anthropic_extra_input_tokens(body)
+
+
 class FakeAnthropic(FakeProvider):
     def __init__(self, *, slow_s: float = 2.0, api_key: str = "sk-ant-test") -> None:
         super().__init__(slow_s=slow_s)
@@ -62,13 +110,9 @@ class FakeAnthropic(FakeProvider):
         return f"http://127.0.0.1:{self.port}"
 
     def _usage(self, body: dict[str, Any], model: str) -> dict[str, Any]:
-        system = body.get("system")
-        words = len(_text(system).split()) if system else 0
-        for msg in body.get("messages") or ():
-            words += len(_text(msg.get("content")).split()) + 4
         cached = "cached" in model
         return {
-            "input_tokens": words,
+            "input_tokens": anthropic_input_tokens(body),
             "cache_read_input_tokens": 100 if cached else 0,
             "cache_creation_input_tokens": 10 if cached else 0,
             "output_tokens": 1,

@@ -8,18 +8,45 @@ model name: ``fake-429`` (RESOURCE_EXHAUSTED, ``retry-after: 3``), ``fake-500``,
 ``slow_s``), ``fake-cut`` (drops the stream after two chunks); ``*cached*`` reports 100 cached prompt tokens.
 Otherwise "echo: <last user text>", or a ``functionCall`` of the first declared function with
 ``{"city": "Paris"}`` when the last user text mentions "weather". ``promptTokenCount`` = words + 4 per content
-(+100 cached), ``candidatesTokenCount`` = words answered (+5 for a function call).
+(+100 cached), plus what Gemini bills beyond text (``gemini_extra_prompt_tokens``: function declarations and
+function calls by tiktoken, inline images at 258 tokens per 768-px tile, 258 when both sides fit 384 px);
+``candidatesTokenCount`` = words answered (+5 for a function call).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from sandbox.fake_provider import FakeProvider
+from sandbox.fake_provider import FakeProvider, image_size_of
+
+
+def gemini_image_tokens(size: tuple[int, int]) -> int:
+    """Gemini's published rule: 258 tokens when both sides fit 384 px, else 258 per 768x768 tile."""
+    w, h = size
+    return 258 if w <= 384 and h <= 384 else 258 * math.ceil(w / 768) * math.ceil(h / 768)
+
+
+def gemini_extra_prompt_tokens(body: dict[str, Any]) -> int:
+    """Prompt tokens Gemini bills beyond text: function declarations, earlier function calls, inline images."""
+    from contracts.tokens import count_text_tokens
+
+    total = count_text_tokens(orjson.dumps(body["tools"]).decode()) if body.get("tools") else 0
+    for content in body.get("contents") or ():
+        for part in content.get("parts") or ():
+            if "functionCall" in part:
+                total += count_text_tokens(orjson.dumps(part["functionCall"]).decode())
+            elif "inlineData" in part:
+                data = part["inlineData"]
+                total += gemini_image_tokens(image_size_of(f"data:{data.get('mimeType')};base64,{data.get('data')}"))
+            elif "fileData" in part:
+                total += gemini_image_tokens(image_size_of(part["fileData"].get("fileUri", "")))
+    return total
+
 
 __all__ = ["FakeGemini"]
 
@@ -38,6 +65,13 @@ def _words(parts: Any) -> list[str]:
         elif "functionResponse" in part:
             out += orjson.dumps(part["functionResponse"]).decode().split()
     return out
+
+
+def gemini_prompt_tokens(body: dict[str, Any]) -> int:
+    """What the fake bills as ``promptTokenCount`` (before cached tokens): words + 4 per content, and the rest."""
+    prompt = sum(len(_words(c.get("parts"))) + 4 for c in body.get("contents") or ())
+    prompt += len(_words((body.get("systemInstruction") or {}).get("parts")))
+    return prompt + gemini_extra_prompt_tokens(body)
 
 
 class FakeGemini(FakeProvider):
@@ -87,8 +121,7 @@ class FakeGemini(FakeProvider):
             embeddings = [{"values": [len(_words(r["content"]["parts"])) / 10] * 8} for r in body.get("requests") or ()]
             return web.json_response({"embeddings": embeddings})
         contents = body.get("contents") or []
-        prompt = sum(len(_words(c.get("parts"))) + 4 for c in contents)
-        prompt += len(_words((body.get("systemInstruction") or {}).get("parts")))
+        prompt = gemini_prompt_tokens(body)
         last: dict[str, Any] = next((c for c in reversed(contents) if c.get("role") == "user"), {})
         last_text = " ".join(_words(last.get("parts")))
         declarations = [d for t in body.get("tools") or () for d in t.get("functionDeclarations") or ()]

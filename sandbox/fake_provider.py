@@ -10,6 +10,11 @@ It speaks the real wire format, streaming included, and misbehaves on request, c
     fake-nousage  answers without a ``usage`` object (stream and not)
     anything else a normal answer: "echo: <last user message>" with exact usage
 
+Usage: ``prompt_tokens`` = words of each message's text + 4 per message, plus what OpenAI bills beyond text
+(``openai_extra_prompt_tokens``): tool definitions by the cookbook's rule, earlier tool calls, a response format's
+schema (tiktoken), and images by OpenAI's tile rule for the model, at the size the image really has (decoded with
+Pillow; a remote URL's size is a ``WxH`` in the URL, else 1024x1024, since the fake fetches nothing).
+
 When the request offers tools and the last user message mentions "weather", the answer is a call of the first
 tool with ``{"city": "Paris"}``. Azure OpenAI deployment URLs (``/openai/deployments/{name}/...``, which need
 the ``api-key`` header and an ``api-version``) serve the same answers, with the deployment as the model.
@@ -23,6 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import io
+import math
+import re
 import time
 from typing import Any
 
@@ -41,6 +50,91 @@ def _usage(prompt: int, completion: int) -> dict[str, Any]:
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0},
     }
+
+
+_SIZE_IN_URL = re.compile(r"(\d{1,5})x(\d{1,5})")
+REMOTE_IMAGE_SIZE = (1024, 1024)
+"""The size of a remote image whose URL names none: the fake fetches nothing."""
+
+
+def image_size_of(url: str) -> tuple[int, int]:
+    """The image's real size, as a provider sees it after fetching or decoding it."""
+    if url.startswith("data:"):
+        from PIL import Image  # decoding, not header parsing: the fake must not share the gateway's shortcut
+
+        with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as img:
+            return img.size
+    m = _SIZE_IN_URL.search(url)
+    return (int(m[1]), int(m[2])) if m else REMOTE_IMAGE_SIZE
+
+
+def openai_image_tokens(size: tuple[int, int], detail: str, model: str) -> int:
+    """OpenAI's published rule: ``low`` = base; else fit 2048x2048, short side to 768, base + tiles x per-tile."""
+    base, per_tile = (2833, 5667) if "gpt-4o-mini" in model else (85, 170)
+    if detail == "low":
+        return base
+    scale = min(1.0, 2048 / max(size))
+    w, h = size[0] * scale, size[1] * scale
+    scale = min(1.0, 768 / min(w, h))
+    tiles = math.ceil(max(1, math.floor(w * scale)) / 512) * math.ceil(max(1, math.floor(h * scale)) / 512)
+    return base + tiles * per_tile
+
+
+def _tokens(text: str) -> int:
+    from contracts.tokens import count_text_tokens
+
+    return count_text_tokens(text)
+
+
+def openai_tools_tokens(tools: list[Any]) -> int:
+    """The OpenAI cookbook's count of function definitions (gpt-4o): 7 per function, 3 per property, 12 at the end."""
+    total = 0
+    for tool in tools:
+        fn = tool.get("function") or {}
+        total += 7 + _tokens(f"{fn.get('name', '')}:{str(fn.get('description', '')).rstrip('.')}")
+        props = (fn.get("parameters") or {}).get("properties") or {}
+        if props:
+            total += 3
+            for key, prop in props.items():
+                total += 3 + _tokens(key)
+                for field, value in prop.items():
+                    if field == "enum":
+                        total += -3 + sum(3 + _tokens(str(item)) for item in value)
+                    else:
+                        total += _tokens(f"{field}:{value}" if isinstance(value, str) else orjson.dumps(value).decode())
+        total += 12
+    return total
+
+
+def openai_extra_prompt_tokens(body: dict[str, Any], model: str) -> int:
+    """Prompt tokens OpenAI bills beyond message text: tools, tool calls, response_format, image parts."""
+    total = openai_tools_tokens(body["tools"]) if body.get("tools") else 0
+    schema = body.get("response_format")
+    if isinstance(schema, dict) and schema.get("type") == "json_schema":
+        total += 10 + _tokens(orjson.dumps(schema.get("json_schema")).decode())
+    for msg in body.get("messages") or ():
+        for call in msg.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            total += 3 + _tokens(str(fn.get("name", ""))) + _tokens(str(fn.get("arguments", "")))
+        content = msg.get("content")
+        for part in content if isinstance(content, list) else ():
+            if part.get("type") == "image_url":
+                image = part["image_url"]
+                url, detail = (image, "auto") if isinstance(image, str) else (image["url"], image.get("detail", "auto"))
+                total += openai_image_tokens(image_size_of(url), detail, model)
+    return total
+
+
+def _words_of(content: Any) -> int:
+    if isinstance(content, list):  # the text parts; media are billed by their own rule
+        return sum(len(p["text"].split()) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return len(str(content).split())
+
+
+def openai_prompt_tokens(body: dict[str, Any]) -> int:
+    """What the fake bills as ``prompt_tokens``: words + 4 per message, and what OpenAI bills beyond text."""
+    words = sum(_words_of(m.get("content", "")) + 4 for m in body.get("messages", []))
+    return words + openai_extra_prompt_tokens(body, str(body.get("model", "")))
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -165,7 +259,7 @@ class FakeProvider(LoopbackServer):
         if tool_call is not None:
             text = "Let me check."
         words = text.split(" ")
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
+        prompt_tokens = openai_prompt_tokens(body)
         completion_tokens = len(words) + (5 if tool_call else 0)
         finish_reason = "tool_calls" if tool_call else "stop"
         created = int(time.time())

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.errors import RateLimitError
+from gateway.errors import QuotaExceededError, RateLimitError
 
 __all__ = [
     "AdmissionRequest",
@@ -91,23 +91,36 @@ class LimitStore(Protocol):
 
 
 def budget_exceeded(line: BudgetLine, cost_usd: float, now: float) -> RateLimitError:
+    """A periodic budget resets: 429 ``budget_exceeded`` with Retry-After (seconds to the window's end). A
+    ``total`` budget never does: 429 ``insufficient_quota``, as OpenAI answers a spent quota, and no Retry-After."""
     who = "key" if line.scope == "key" else f"team {line.scope_id!r}"
-    retry = None if line.resets_at is None else max(line.resets_at - now, 1.0)
-    when = "Raise it with `apex keys` or the admin API." if retry is None else "It resets at the end of the period."
-    return RateLimitError(
+    needs = (
         f"The budget of ${line.limit_usd:.4f} for this {who} cannot cover this request "
-        f"(up to ${cost_usd:.6f} with its max_tokens). {when}",
+        f"(up to ${cost_usd:.6f} with its max_tokens)."
+    )
+    if line.resets_at is None:
+        return QuotaExceededError(
+            f"{needs} It is a total budget and does not reset: raise it with `apex keys` or the admin API.",
+            code="insufficient_quota",
+            should_retry=False,
+        )
+    return RateLimitError(
+        f"{needs} It resets at the end of the period.",
         code="budget_exceeded",
-        retry_after=retry,
+        retry_after=max(line.resets_at - now, 1.0),
     )
 
 
 def rate_exceeded(what: str, limit: int, req: AdmissionRequest, *, fits: bool = True) -> RateLimitError:
+    """Over the RPM or TPM window: 429 with Retry-After (seconds to the window's end). A request that needs more
+    tokens than the TPM limit can never pass: 429 ``tokens_exceed_limit`` without Retry-After (OpenAI's "Request too
+    large" is a 429 too; a client that retries on Retry-After must not be told to wait for nothing)."""
     if not fits:
         return RateLimitError(
-            f"This request needs {req.tokens} tokens (prompt + max_tokens), more than the key's limit of {limit} "
-            "tokens per minute; lower max_tokens.",
-            code="rate_limit_exceeded",
+            f"Request too large: it needs {req.tokens} tokens (prompt + max_tokens), more than the key's limit of "
+            f"{limit} tokens per minute, so it can never run; lower max_tokens or shorten the prompt.",
+            code="tokens_exceed_limit",
+            should_retry=False,
         )
     return RateLimitError(
         f"Rate limit of {limit} {what} per minute reached for this key.",

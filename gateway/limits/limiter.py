@@ -1,7 +1,9 @@
 """Admission for chat calls: price the worst case, reserve it against the key's and team's budgets, settle after.
 
-The worst case is the counted prompt tokens at the input price plus the completion cap (``max_completion_tokens``,
-else ``max_tokens``, else ``limits.default_max_tokens``; times ``n``) at the output price. A model missing from the
+The worst case is the prompt's tokens at the input price plus the completion cap (``max_completion_tokens``,
+else ``max_tokens``, else ``limits.default_max_tokens``; times ``n``; plus a predicted output) at the output price.
+The prompt is every billed input (``contracts.request_tokens``): text, tool definitions and calls, response formats,
+images and audio by the published rules of every model the route may send it to. A model missing from the
 price table is reserved, and settled, at ``limits.unknown_model_price_per_token`` for input and output alike: an
 unknown price is never treated as free, or a new model name would bypass every budget.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from contracts.tokens import count_message_tokens, message_tokens_upper_bound
+from contracts.request_tokens import completion_tokens_extra, prompt_tokens_bound
 from gateway.errors import RateLimitError
 from gateway.limits.base import AdmissionRequest, BudgetLine, LimitStore
 from gateway.limits.periods import current_window
@@ -44,7 +46,15 @@ def _completion_cap(body: dict[str, Any], default: int) -> int:
     cap = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else default
     n = body.get("n")
     n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-    return min(cap * n, _TOKEN_CAP)
+    return min(cap * n + completion_tokens_extra(body), _TOKEN_CAP)
+
+
+def _route_models(route: ModelRoute) -> tuple[str, ...]:
+    """Every model name the route may bill under: media are reserved at the dearest of their rules."""
+    names = [route.baseline_price_model]
+    for d in route.group():
+        names += [n for n in (d.upstream_model, d.price_model) if n]
+    return tuple(dict.fromkeys(names))
 
 
 class Limiter:
@@ -54,6 +64,15 @@ class Limiter:
         self.prices = prices
         self.settings = settings
         self._solo: dict[str, tuple[ApiKey, str, tuple[BudgetLine, ...]]] = {}
+        self._models: dict[str, tuple[ModelRoute, tuple[str, ...]]] = {}
+
+    def route_models(self, route: ModelRoute) -> tuple[str, ...]:
+        hit = self._models.get(route.name)
+        if hit is not None and hit[0] is route:
+            return hit[1]
+        models = _route_models(route)
+        self._models[route.name] = (route, models)
+        return models
 
     def budgets(self, key: ApiKey, now: float) -> tuple[BudgetLine, ...]:
         window, resets = current_window(key.budget_period, now)
@@ -82,7 +101,9 @@ class Limiter:
         completion_tokens: int | None = None,
     ) -> tuple[float, int]:
         """(USD, tokens) the call can cost at most. Non-chat calls (embeddings) pass their own token counts."""
-        prompt = count_message_tokens(messages or [], price_model) if prompt_tokens is None else prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = prompt_tokens_bound(messages or [], body, (price_model,), exact_model=price_model)
+        prompt = prompt_tokens
         if completion_tokens is None:
             completion_tokens = _completion_cap(body, self.settings.default_max_tokens)
         completion = completion_tokens
@@ -111,7 +132,8 @@ class Limiter:
         assert call.key is not None
         exact = prompt_tokens is not None
         if prompt_tokens is None:
-            prompt_tokens = message_tokens_upper_bound(call.messages or [])
+            models = self.route_models(route)
+            prompt_tokens = prompt_tokens_bound(call.messages or [], body, models)
         try:
             call.reservation = await self.store.reserve(
                 self._request(call, body, route, prompt_tokens, completion_tokens)
@@ -119,7 +141,7 @@ class Limiter:
         except RateLimitError:
             if exact:
                 raise
-            counted = count_message_tokens(call.messages or [], route.baseline_price_model)
+            counted = prompt_tokens_bound(call.messages or [], body, models, exact_model=route.baseline_price_model)
             call.reservation = await self.store.reserve(self._request(call, body, route, counted, completion_tokens))
 
     def _request(

@@ -1,7 +1,9 @@
 """An offline provider that answers in the real OpenAI chat-completions wire format.
 
 Answers are deterministic for a given (model, messages, max_tokens): the same request always yields the same
-text, token counts and latency. Prompt tokens are counted with the real tokenizer; the answer's length and the
+text, token counts and latency. Prompt tokens are counted with the real tokenizer, and what providers bill beyond
+text is added by their published rules (tool definitions and calls, a response format's schema, images and audio
+by ``contracts.media_tokens`` for the model); the answer's length and the
 latency (time to first token + per-token time) follow a per-model profile, scaled by ``latency_scale``.
 Events it serves are marked ``is_simulated`` so nobody mistakes them for billed spend.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from contracts.media_tokens import audio_tokens, image_tokens
 from contracts.settings import ProviderSettings
 from contracts.tokens import count_message_tokens, count_text_tokens
 from gateway.providers import register_kind
@@ -132,6 +135,35 @@ def _profile(model: str) -> _Profile:
     return _PROFILES["large"]
 
 
+def _json_tokens(value: Any, model: str) -> int:
+    return count_text_tokens(orjson.dumps(value).decode(), model)
+
+
+def _extra_prompt_tokens(request: dict[str, Any], model: str) -> int:
+    """Prompt tokens beyond message text: tools (+12 per function, OpenAI's wrapper), tool calls, schemas, media."""
+    tools = request.get("tools")
+    total = _json_tokens(tools, model) + 12 * len(tools) if isinstance(tools, list) and tools else 0
+    fmt = request.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        total += 10 + _json_tokens(fmt.get("json_schema"), model)
+    for msg in request.get("messages") or ():
+        if not isinstance(msg, dict):
+            continue
+        for call in msg.get("tool_calls") or ():
+            total += 3 + _json_tokens(call.get("function"), model)
+        content = msg.get("content")
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "image_url":
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, dict) else image
+                detail = image.get("detail") if isinstance(image, dict) else None
+                total += image_tokens(url if isinstance(url, str) else "", detail or "auto", (model,))
+            elif kind == "input_audio":
+                total += audio_tokens(str((part.get("input_audio") or {}).get("data") or ""), (model,))
+    return total
+
+
 def _seed(model: str, messages: Any, max_tokens: Any) -> int:
     blob = orjson.dumps([model, messages, max_tokens], option=orjson.OPT_SORT_KEYS)
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
@@ -161,7 +193,7 @@ class SimulatedProvider:
             pieces.append((" " if i else "") + (word.capitalize() if i == 0 else word))
         text = "".join(pieces) + ("." if finish == "stop" else "")
         usage = Usage(
-            prompt_tokens=count_message_tokens(messages, model),
+            prompt_tokens=count_message_tokens(messages, model) + _extra_prompt_tokens(request, model),
             completion_tokens=count_text_tokens(text, model),
         )
         # stream in chunks of a few words, as real providers do

@@ -47,7 +47,7 @@ def test_200_concurrent_calls_never_overspend_a_nearly_spent_budget(start_gatewa
     spent = store.spent("key", key.key_id, "total")
     assert spent <= budget + 1e-12, f"overspent: {spent} > {budget}"
     assert len(limited) >= 150 and ok, (len(ok), len(limited))
-    assert {e.body["code"] for e in limited} == {"budget_exceeded"}
+    assert {e.body["code"] for e in limited} == {"insufficient_quota"}
     assert all("retry-after" not in e.response.headers for e in limited)  # a total budget never resets
     # what was settled is exactly what the admitted calls cost
     got = sum(0.15e-6 * r.usage.prompt_tokens + 0.6e-6 * r.usage.completion_tokens for r in ok)
@@ -86,7 +86,7 @@ def test_an_unpriced_model_is_reserved_at_the_fallback_price_not_free(start_gate
     # ~15 prompt + 100 completion tokens at $0.001 > $0.05: refused although the table has no price
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="sim-unpriced", messages=MSG, max_tokens=100)
-    assert info.value.body["code"] == "budget_exceeded"
+    assert info.value.body["code"] == "insufficient_quota"
     client.chat.completions.create(model="sim-unpriced", messages=MSG, max_tokens=20)  # fits
 
 

@@ -45,5 +45,5 @@ def test_a_request_larger_than_the_tpm_limit_is_refused_without_retry_after(star
     client = openai.OpenAI(base_url=gw.base_url, api_key=plain, max_retries=0)
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=500)
-    assert info.value.body["code"] == "rate_limit_exceeded"
+    assert info.value.body["code"] == "tokens_exceed_limit"
     assert "retry-after" not in info.value.response.headers

@@ -80,7 +80,7 @@ def test_simulated_embeddings_are_deterministic_unit_vectors(gw):
         pytest.param({"input": "x"}, 400, "model", id="no-model"),
         pytest.param({"model": "sim-embed"}, 400, "input", id="no-input"),
         pytest.param({"model": "sim-embed", "input": []}, 400, "input", id="empty-list"),
-        pytest.param({"model": "sim-embed", "input": [1, "a"]}, 400, "input", id="mixed-list"),
+        pytest.param({"model": "sim-embed", "input": [1, "a"]}, 400, "input[1]", id="mixed-list"),
         pytest.param({"model": "nope", "input": "x"}, 404, "model", id="unknown-model"),
         pytest.param({"model": "claude-haiku-4-5", "input": "x"}, 400, "model", id="anthropic-has-no-embeddings"),
         pytest.param({"model": "text-embedding-004", "input": [1, 2, 3]}, 400, "input", id="gemini-rejects-token-ids"),
@@ -113,7 +113,7 @@ def test_embeddings_count_against_rate_limits_and_budgets(gw):
         openai.OpenAI(base_url=gw.base_url, api_key=broke, max_retries=0).embeddings.create(
             model="sim-embed", input=TEXTS
         )
-    assert info.value.body["code"] == "budget_exceeded"
+    assert info.value.body["code"] == "insufficient_quota"
 
 
 def test_embeddings_fail_over_to_the_next_deployment(gw, fakes):

@@ -7,6 +7,9 @@ import json
 import openai
 import pytest
 
+from sandbox.fake_anthropic import anthropic_extra_input_tokens
+from sandbox.fake_gemini import gemini_extra_prompt_tokens
+from sandbox.fake_provider import openai_extra_prompt_tokens
 from tests.providers.conftest import ECHO, MSG, WEATHER_TOOL, expected_cost, price
 
 SYSTEM = {"role": "system", "content": "Be brief."}
@@ -25,6 +28,15 @@ UPSTREAM_URL = {
     "vertex": "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-flash:{method}",
     "azure": "/openai/deployments/prod-gpt4o-mini/chat/completions?api-version=2024-10-21",
 }
+
+
+def weather_prompt_tokens(kind: str, sent: dict) -> int:
+    """The fakes bill tool definitions as their providers do, on top of the 9 words of WEATHER."""
+    if kind == "anthropic":
+        return 9 + anthropic_extra_input_tokens(sent)
+    if kind == "azure":
+        return 9 + openai_extra_prompt_tokens(sent, "")
+    return 9 + gemini_extra_prompt_tokens(sent)
 
 
 def client(gw) -> openai.OpenAI:
@@ -98,7 +110,8 @@ def test_tool_call_round_trip(gw, fakes, model, price_model, kind, fake, prompt)
     [call] = choice.message.tool_calls
     assert call.type == "function" and call.function.name == "get_weather" and call.id
     assert json.loads(call.function.arguments) == {"city": "Paris"}
-    assert (resp.usage.prompt_tokens, resp.usage.completion_tokens) == (9, 8)
+    prompt = weather_prompt_tokens(kind, fakes[fake].requests[-1])
+    assert (resp.usage.prompt_tokens, resp.usage.completion_tokens) == (prompt, 8)
 
     sent = fakes[fake].requests[-1]
     if kind == "anthropic":
@@ -141,11 +154,11 @@ def test_tool_call_round_trip(gw, fakes, model, price_model, kind, fake, prompt)
 
     events = gw.events()
     first = events.filter(events["finish_reason"] == "tool_calls").row(0, named=True)
-    assert first["cost_usd"] == pytest.approx(expected_cost(price_model, 9, 8), abs=1e-12)
+    assert first["cost_usd"] == pytest.approx(expected_cost(price_model, prompt, 8), abs=1e-12)
 
 
 @pytest.mark.parametrize(("model", "price_model", "kind", "fake", "prompt"), UPSTREAMS)
-def test_streamed_tool_call(gw, model, price_model, kind, fake, prompt):
+def test_streamed_tool_call(gw, fakes, model, price_model, kind, fake, prompt):
     stream = client(gw).chat.completions.create(model=model, messages=WEATHER, tools=[WEATHER_TOOL], stream=True)
     calls: dict[int, dict] = {}
     finish = None
@@ -161,7 +174,8 @@ def test_streamed_tool_call(gw, model, price_model, kind, fake, prompt):
     assert list(calls) == [0] and calls[0]["id"] and calls[0]["name"] == "get_weather"
     assert json.loads(calls[0]["arguments"]) == {"city": "Paris"}
     ev = gw.events().row(0, named=True)
-    assert (ev["prompt_tokens"], ev["completion_tokens"], ev["finish_reason"]) == (9, 8, "tool_calls")
+    prompt = weather_prompt_tokens(kind, fakes[fake].requests[-1])
+    assert (ev["prompt_tokens"], ev["completion_tokens"], ev["finish_reason"]) == (prompt, 8, "tool_calls")
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,12 @@
 
 Admission never touches the disk. Every counter (spend and holds per budget window, requests and tokens per rate
 window) lives in dicts guarded by one lock, and ``reserve`` checks and holds under that lock without awaiting, so
-no two calls can both see room for one. Settled spend is queued and written to the ``period_spend`` table once a
-second (and at stop) by a worker thread; at start the current windows' spend is loaded back, so a restart keeps
-the budget spent. One gateway process per database: two processes on one file would each trust their own memory
-(use the ``redis`` backend to share a budget).
+no two calls can both see room for one. Settled spend is persisted with the call's event: ``settle`` leaves the
+windows it charged for ``take_charges``, the gateway hands them to the event writer with the event, and the writer
+commits them to the ``period_spend`` table from its write-ahead log exactly once (``gateway.events.ledger``), so
+after a crash the counters match the events. At start the current windows' spend is loaded back (after the log's
+replay), so a restart keeps the budget spent. One gateway process per database: two processes on one file would
+each trust their own memory (use the ``redis`` backend to share a budget).
 """
 
 from __future__ import annotations
@@ -49,14 +51,14 @@ def _current_windows(now: float) -> set[str]:
 
 
 class SqliteLimitStore:
-    def __init__(self, db_path: Path, *, reservation_ttl_s: float = 3600.0, flush_seconds: float = 1.0) -> None:
+    def __init__(self, db_path: Path, *, reservation_ttl_s: float = 3600.0, sweep_seconds: float = 1.0) -> None:
         self.db_path = Path(db_path)
         self._ttl = reservation_ttl_s
-        self._flush_seconds = flush_seconds
+        self._sweep_seconds = sweep_seconds
         self._lock = threading.Lock()
         self._spent: dict[_Slot, float] = {}
         self._held: dict[_Slot, float] = {}
-        self._unflushed: dict[_Slot, float] = {}
+        self._charges: list[tuple[str, str, str, float]] = []  # settled spend not yet handed to the event writer
         self._rates: dict[str, list[int]] = {}  # key_id -> [window, requests, tokens]
         self._open = OpenReservations()
         self._task: asyncio.Task[None] | None = None
@@ -79,43 +81,29 @@ class SqliteLimitStore:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load, time.time())
-        self._task = asyncio.create_task(self._flush_forever())
+        self._task = asyncio.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.to_thread(self.flush)
 
-    async def _flush_forever(self) -> None:
+    async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._flush_seconds)
+            await asyncio.sleep(self._sweep_seconds)
             for res in self._open.stale(self._ttl):
                 log.warning("releasing a reservation of key %s never settled", res.key_id)
                 self.release(res)
-            try:
-                await asyncio.to_thread(self.flush)
-            except sqlite3.Error:
-                log.exception("could not persist budget spend; will retry")
 
-    def flush(self) -> None:
+    def take_charges(self) -> list[tuple[str, str, str, float]]:
+        """The (scope, scope_id, window, usd) charges settled since the last call, for the event that carries them.
+        The gateway calls it right after settling a call, with no await between: they are that call's."""
+        if not self._charges:
+            return []
         with self._lock:
-            pending, self._unflushed = self._unflushed, {}
-        if not pending:
-            return
-        try:
-            with contextlib.closing(self._connect()) as db:
-                db.executemany(
-                    "INSERT INTO period_spend (scope, scope_id, period_window, spent_usd) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT DO UPDATE SET spent_usd = spent_usd + excluded.spent_usd",
-                    [(*slot, usd) for slot, usd in pending.items()],
-                )
-        except sqlite3.Error:
-            with self._lock:  # keep it for the next flush rather than lose spend
-                for slot, usd in pending.items():
-                    self._unflushed[slot] = self._unflushed.get(slot, 0.0) + usd
-            raise
+            charges, self._charges = self._charges, []
+        return charges
 
     # -- the request path: all in memory ----------------------------------------------------------------------
 
@@ -159,7 +147,7 @@ class SqliteLimitStore:
                     self._held.pop(slot, None)
                 if actual_usd > 0:
                     self._spent[slot] = self._spent.get(slot, 0.0) + actual_usd
-                    self._unflushed[slot] = self._unflushed.get(slot, 0.0) + actual_usd
+                    self._charges.append((*slot, actual_usd))
             rate = self._rates.get(res.key_id)
             if rate is not None and rate[0] == res.rate_window:
                 rate[2] = max(rate[2] + actual_tokens - res.tokens, 0)

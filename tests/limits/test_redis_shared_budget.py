@@ -55,14 +55,21 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def two_gateways(tmp_path, redis_url) -> Iterator[tuple[list[str], Path]]:
-    path = tmp_path / "apex.yaml"
-    path.write_text(yaml.safe_dump(limits_config(tmp_path / "data", backend="redis", redis_url=redis_url)))
+def two_gateways(tmp_path, redis_url, monkeypatch) -> Iterator[tuple[list[str], Path]]:
+    # One gateway process per data directory (its lock): each gateway has its own (events, write-ahead log) and
+    # both share the key store's database; the budget is shared through Redis.
+    monkeypatch.delenv("APEX_DATA__DIR")  # the autouse isolation's one data dir would override both configs
+    paths = []
+    for i in range(2):
+        cfg = limits_config(tmp_path / f"data{i}", backend="redis", redis_url=redis_url)
+        cfg["data"]["gateway_db"] = str(tmp_path / "gateway.db")
+        paths.append(tmp_path / f"apex{i}.yaml")
+        paths[i].write_text(yaml.safe_dump(cfg))
     started: list[GatewayProcess] = []
     try:
-        for i in range(2):
+        for i, path in enumerate(paths):
             started.append(start_gateway_process(path, tmp_path / f"gateway{i}.log", "--log-level", "warning"))
-        yield [gw.url for gw in started], path
+        yield [gw.url for gw in started], paths[0]
     finally:
         for gw in started:
             gw.stop()
@@ -92,7 +99,7 @@ def test_two_gateways_share_one_budget(two_gateways, redis_url):
     assert set(statuses) <= {200, 429}, statuses
     limited = [r for r in responses if r.status_code == 429]
     assert limited, "200 calls cannot all fit the budget"
-    assert {r.json()["error"]["code"] for r in limited} == {"budget_exceeded"}
+    assert {r.json()["error"]["code"] for r in limited} == {"insufficient_quota"}
     ok = [r for r in responses if r.status_code == 200]
     by_gateway = {u: sum(1 for r in ok if str(r.url).startswith(u)) for u in urls}
     assert all(by_gateway.values()), f"both gateways should have admitted calls: {by_gateway}"

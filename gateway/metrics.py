@@ -7,12 +7,17 @@ gen_ai.client.token.usage (tokens)         → gen_ai_client_token_usage (histog
 Labels use the OTel attribute names with dots as underscores: gen_ai_operation_name, gen_ai_provider_name,
 gen_ai_request_model, gen_ai_response_model, error_type. Apex's own series are prefixed ``apex_``.
 
-The per-call series (all but ``apex_auth_failures`` and ``apex_circuit_state``) are fed from the events, by the
-event writer's thread, a drain at a time (``observe_rows``). They are plain Python numbers rendered by a custom
-collector rather than prometheus_client Counters and Histograms: ``inc``/``observe`` take a lock and run a few
-microseconds of Python each, several times per event, on the thread that shares the request path's core. The
-text rendered is what those Counters and Histograms showed: same names, labels, buckets, series order and values
-(sums are added up in the same order), ``_created`` samples included.
+The per-call series (all but ``apex_auth_failures``, ``apex_admin_auth_failures`` and ``apex_circuit_state``)
+are fed from the events, by the event writer's thread, a drain at a time (``observe_rows``). They are plain
+Python numbers rendered by a custom collector rather than prometheus_client Counters and Histograms:
+``inc``/``observe`` take a lock and run a few microseconds of Python each, several times per event, on the thread
+that shares the request path's core. The text rendered is what those Counters and Histograms showed: same names,
+labels, buckets, series order and values (sums are added up in the same order), ``_created`` samples included.
+
+Label values are bounded, since clients choose some of them (the requested model above all): a gateway built
+with its configured model and provider names (``GatewayMetrics(models=..., providers=...)``) labels anything else
+``other``, and every label value is cut to ``MAX_LABEL_CHARS``. A scrape copies the numbers under a lock and
+renders the text outside it; the app renders in a thread, so a large registry does not stall the event loop.
 
 Each gateway process has its own registry, so tests (and several apps in one process) never share counters.
 """
@@ -36,11 +41,17 @@ from prometheus_client.utils import floatToGoString
 
 from contracts.events import FIELD_NAMES
 
-__all__ = ["GatewayMetrics"]
+__all__ = ["ADMIN_AUTH_FAILURE_REASONS", "AUTH_FAILURE_REASONS", "MAX_LABEL_CHARS", "OTHER", "GatewayMetrics"]
 
 _LATENCY_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
-_MAX_MEMO = 50_000  # bounded: clients choose model names
+_MAX_MEMO = 50_000
+MAX_LABEL_CHARS = 64
+"""Label values longer than this are cut (a configured name longer than it is shown cut, too)."""
+OTHER = "other"
+"""The label value of every model or provider name that is not configured."""
+AUTH_FAILURE_REASONS = ("missing_key", "invalid_key", "expired_key", "throttled")
+ADMIN_AUTH_FAILURE_REASONS = ("invalid_master_key", "throttled")
 
 _COL = {name: i for i, name in enumerate(FIELD_NAMES)}
 # what decides an event's series; the memo is keyed on the raw values
@@ -166,7 +177,9 @@ class _Series:
 class _CallMetrics(Collector):
     """The series fed by events: kept by the event writer's thread, rendered on a scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: frozenset[str] | None, providers: frozenset[str] | None) -> None:
+        self._models = models
+        self._providers = providers
         ops = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
         self.duration = _Family(
             "histogram",
@@ -219,9 +232,42 @@ class _CallMetrics(Collector):
             self.upstream_errors,
         )
         self._memo: dict[tuple[Any, ...], _Series] = {}
+        """Raw series key → series, for keys whose values are all allowed as they are (so it stays bounded)."""
+        self._bounded_memo: dict[tuple[Any, ...], _Series] = {}
+        """Bounded series key → series, for the events whose raw values were not allowed as they are."""
         # Taken once per batch of events, and by a scrape while it copies the numbers: a scrape sees whole events
         # (a histogram's buckets, count and sum agree), and a batch fed from another thread is safe too.
         self._lock = threading.Lock()
+
+    def _bounded(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The key with its label values bounded: unconfigured model and provider names → ``other``, every value
+        cut to ``MAX_LABEL_CHARS``."""
+        endpoint, provider, model, error, status = key
+        if model and self._models is not None and model not in self._models:
+            model = OTHER
+        if provider and self._providers is not None and provider not in self._providers:
+            provider = OTHER
+        return (
+            _cut(endpoint),
+            _cut(provider),
+            _cut(model),
+            _cut(error),
+            status if isinstance(status, int) else _cut(status),
+        )
+
+    def _series_for(self, key: tuple[Any, ...]) -> _Series:
+        bounded = self._bounded(key)
+        if bounded == key:
+            s = self._series(bounded)
+            if len(self._memo) < _MAX_MEMO:
+                self._memo[key] = s
+            return s
+        found = self._bounded_memo.get(bounded)  # the raw key is not kept: a client chose it
+        if found is None:
+            found = self._series(bounded)
+            if len(self._bounded_memo) < _MAX_MEMO:
+                self._bounded_memo[bounded] = found
+        return found
 
     def _series(self, key: tuple[Any, ...]) -> _Series:
         endpoint, provider, model, error, status = key
@@ -234,7 +280,7 @@ class _CallMetrics(Collector):
         model = model or ""
         error = error or ""
         # created in the order the prometheus_client version created these children (it renders in that order)
-        s = _Series(
+        return _Series(
             requests=self.requests.child(model, status),
             duration=self.duration.child(op, provider, model, error),
             ttft=self.ttft.child(op, provider, model),
@@ -245,9 +291,6 @@ class _CallMetrics(Collector):
             upstream=self.upstream_errors.child(provider, error) if error.startswith("upstream") else None,
             model=model,
         )
-        if len(self._memo) < _MAX_MEMO:
-            self._memo[key] = s
-        return s
 
     def observe(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Count a batch of events (rows in ``FIELD_NAMES`` order)."""
@@ -259,7 +302,7 @@ class _CallMetrics(Collector):
                 key = _SERIES_KEY(row)
                 s = memo.get(key)
                 if s is None:
-                    s = self._series(key)
+                    s = self._series_for(key)
                 s.requests.value += 1
                 seconds = row[_LATENCY_MS] / 1000
                 h = s.duration
@@ -289,7 +332,7 @@ class _CallMetrics(Collector):
                     s.unpriced.value += 1
                 cache = row[_CACHE_STATUS]
                 if cache and str(cache).startswith("hit"):
-                    self.cache_hits.child(cache).value += 1
+                    self.cache_hits.child(_cut(cache)).value += 1
                 if s.upstream is not None:
                     s.upstream.value += 1
 
@@ -300,20 +343,47 @@ class _CallMetrics(Collector):
             yield family.render(snapshot)
 
 
+def _cut(value: Any) -> Any:
+    return value[:MAX_LABEL_CHARS] if isinstance(value, str) and len(value) > MAX_LABEL_CHARS else value
+
+
 class GatewayMetrics:
-    def __init__(self) -> None:
+    """The gateway's registry. ``models`` and ``providers``: the configured names, the only ones used as label
+    values (None: any name, cut to ``MAX_LABEL_CHARS`` — for tools that render recorded events)."""
+
+    def __init__(self, *, models: Iterable[str] | None = None, providers: Iterable[str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._calls = _CallMetrics()
+        self._calls = _CallMetrics(
+            None if models is None else frozenset(models), None if providers is None else frozenset(providers)
+        )
         self.registry.register(self._calls)
         self.auth_failures = Counter(
-            "apex_auth_failures", "Requests rejected for a missing or unknown key.", registry=self.registry
+            "apex_auth_failures",
+            "Requests rejected for a missing, unknown or expired key, or throttled after too many of those.",
+            ("reason",),
+            registry=self.registry,
         )
+        self.admin_auth_failures = Counter(
+            "apex_admin_auth_failures",
+            "Admin API (and /metrics) requests rejected for a wrong master key, or throttled after too many.",
+            ("reason",),
+            registry=self.registry,
+        )
+        # children made once: the reasons are fixed, and each shows (at 0) from the start
+        self.auth_failed = {reason: self.auth_failures.labels(reason) for reason in AUTH_FAILURE_REASONS}
+        self.admin_auth_failed = {
+            reason: self.admin_auth_failures.labels(reason) for reason in ADMIN_AUTH_FAILURE_REASONS
+        }
         self.circuit_state = Gauge(
             "apex_circuit_state",
             "Deployment circuit: 0 closed, 1 half-open, 2 open.",
             ("deployment",),
             registry=self.registry,
         )
+
+    def auth_failure_count(self) -> int:
+        """Requests rejected at API-key authentication, all reasons."""
+        return int(sum(child._value.get() for child in self.auth_failed.values()))
 
     def watch_writer(self, snapshot: Callable[[], Mapping[str, int]]) -> None:
         self.registry.register(_WriterCollector(snapshot))
@@ -327,4 +397,5 @@ class GatewayMetrics:
         self._calls.observe([tuple(ev.get(name) for name in FIELD_NAMES)])
 
     def render(self) -> bytes:
+        """The exposition text. Blocking CPU work proportional to the series: call it off the event loop."""
         return generate_latest(self.registry)

@@ -30,7 +30,7 @@ from gateway.calls import CallRecord
 from gateway.events.rows import EventRows, _ms, prompt_hash
 from gateway.events.writer import EventWriter
 from gateway.keys import ApiKey
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import ADMIN_AUTH_FAILURE_REASONS, AUTH_FAILURE_REASONS, GatewayMetrics
 from gateway.providers.base import Usage
 
 PRICES = PriceTable(
@@ -186,8 +186,21 @@ class LegacyMetrics:
             registry=r,
         )
         self.auth_failures = Counter(
-            "apex_auth_failures", "Requests rejected for a missing or unknown key.", registry=r
+            "apex_auth_failures",
+            "Requests rejected for a missing, unknown or expired key, or throttled after too many of those.",
+            ("reason",),
+            registry=r,
         )
+        self.admin_auth_failures = Counter(
+            "apex_admin_auth_failures",
+            "Admin API (and /metrics) requests rejected for a wrong master key, or throttled after too many.",
+            ("reason",),
+            registry=r,
+        )
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        for reason in ADMIN_AUTH_FAILURE_REASONS:
+            self.admin_auth_failures.labels(reason)
         self.circuit_state = Gauge(
             "apex_circuit_state", "Deployment circuit: 0 closed, 1 half-open, 2 open.", ("deployment",), registry=r
         )
@@ -399,7 +412,7 @@ def test_metrics_render_what_the_prometheus_client_metrics_rendered():
             batch = []
     metrics.observe_rows(batch)
     for m in (legacy, metrics):
-        m.auth_failures.inc()
+        m.auth_failures.labels("invalid_key").inc()
         m.circuit_state.labels("fake/gpt-4o-mini").set(2)
     got, want = masked(metrics.render()), masked(legacy.render())
     assert got == want

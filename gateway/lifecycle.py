@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.calls import CallRecord
@@ -24,9 +24,12 @@ from gateway.stream import StreamSession
 if TYPE_CHECKING:
     from gateway.state import GatewayState
 
-__all__ = ["JSON", "CallLifecycle", "WireFormat", "attribute", "internal_error", "optimizer_headers"]
+__all__ = ["CLIENT_CLOSED", "JSON", "CallLifecycle", "WireFormat", "attribute", "internal_error", "optimizer_headers"]
 
 log = logging.getLogger("apex.gateway")
+
+CLIENT_CLOSED = 499
+"""The event status of a call whose client went away before its answer (nginx's convention; streams use it too)."""
 
 Flow = Callable[["GatewayState", CallRecord, dict[str, Any], Mapping[str, str]], Awaitable[Any]]
 
@@ -98,12 +101,13 @@ class CallLifecycle:
         wire = self.wire
         call = CallRecord(endpoint=self.endpoint)
         try:
-            call.key = state.authenticate(request)
+            # the cache answers without an await (the hot path); an unknown key is looked up off the event loop
+            call.key = state.cached_key(request) or await state.authenticate(request)
         except ApexError as err:
             return wire.render_error(err, call.request_id)  # no key, no event (counted in auth_failures)
         streaming = False
         try:
-            native = await read_json_body(request, state.settings.gateway.max_body_bytes)
+            native = await read_json_body(request, state.settings.gateway.max_body_bytes, guard=state.body_reads)
             body = wire.to_canonical(native)
             headers = client_headers(request)
             attribute(call, headers, body)
@@ -114,6 +118,10 @@ class CallLifecycle:
         except ApexError as err:
             call.fail(err)
             return wire.render_error(err, call.request_id)
+        except ClientDisconnect:
+            # gone before its body arrived: nothing to answer and nothing wrong with the gateway (no traceback)
+            call.http_status, call.error_type = CLIENT_CLOSED, "client_disconnected"
+            return Response(status_code=CLIENT_CLOSED)
         except Exception:
             return wire.render_error(internal_error(call), call.request_id)
         finally:

@@ -15,9 +15,10 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.calls import CallRecord
 from gateway.chat import run_chat
-from gateway.errors import JSON, ApexError, InvalidRequestError
+from gateway.errors import JSON, ApexError
 from gateway.lifecycle import CallLifecycle, WireFormat, optimizer_headers
 from gateway.providers.base import ChatResult
+from gateway.schemas import validate_messages
 from gateway.stream import StreamSession
 from gateway.wire.anthropic.common import error_type_for_status
 from gateway.wire.anthropic.translate_inbound import (
@@ -45,24 +46,8 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def _to_canonical(body: dict[str, Any]) -> dict[str, Any]:
-    """What Anthropic requires beyond the canonical checks ``run_chat`` does, then the canonical body."""
-    max_tokens = body.get("max_tokens")
-    if max_tokens is None:
-        raise InvalidRequestError("max_tokens: Field required", param="max_tokens", code="missing_required_parameter")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise InvalidRequestError("max_tokens: must be a positive integer", param="max_tokens", code="invalid_value")
-    if not isinstance(body.get("messages"), list):
-        raise InvalidRequestError("messages: Field required", param="messages", code="missing_required_parameter")
-    for i, msg in enumerate(body["messages"]):
-        content = msg.get("content") if isinstance(msg, dict) else None
-        if not isinstance(content, str | list):
-            raise InvalidRequestError(
-                f"messages.{i}.content: must be a string or a list of content blocks",
-                param=f"messages.{i}.content",
-            )
-    system = body.get("system")
-    if system is not None and not isinstance(system, str | list):
-        raise InvalidRequestError("system: must be a string or a list of text blocks", param="system")
+    """Anthropic's schema checked on the native body (errors name Anthropic's fields), then the canonical body."""
+    validate_messages(body)
     return from_anthropic_request(body)
 
 

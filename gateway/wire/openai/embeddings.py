@@ -11,11 +11,13 @@ from gateway.embed import ENDPOINT, embed_call
 from gateway.errors import JSON, error_response
 from gateway.lifecycle import CallLifecycle, WireFormat
 from gateway.providers.base import EmbeddingResult
+from gateway.schemas import validate_embeddings
 
 __all__ = ["embeddings"]
 
 
-def _same(body: dict[str, Any]) -> dict[str, Any]:
+def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    validate_embeddings(body)
     return body
 
 
@@ -23,4 +25,4 @@ def _render(call: CallRecord, body: dict[str, Any], result: EmbeddingResult) -> 
     return Response(result.body, media_type=JSON, headers={"x-request-id": call.request_id})
 
 
-embeddings = CallLifecycle(ENDPOINT, WireFormat(error_response, _same, _render), embed_call).handle
+embeddings = CallLifecycle(ENDPOINT, WireFormat(error_response, _checked, _render), embed_call).handle

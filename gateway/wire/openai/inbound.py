@@ -66,7 +66,7 @@ async def list_models(request: Request) -> Response:
     state: GatewayState = request.app.state.apex
     request_id = CallRecord(endpoint="/v1/models").request_id
     try:
-        state.authenticate(request)
+        await state.authenticate(request)
     except ApexError as err:
         return error_response(err, request_id)
     data = [

@@ -8,6 +8,7 @@ import dagster as dg
 from contracts.settings import SharedSettings, load_analytics_settings
 from dagster_project.assets.dbt_marts import apex_dbt_models, build_dbt_resource
 from dagster_project.assets.optimizers import routing_feedback, routing_policy
+from dagster_project.assets.raw_audit_log import raw_gateway_audit_log
 from dagster_project.assets.raw_events import raw_gateway_events
 from dagster_project.assets.raw_validation_runs import raw_validation_runs
 from dagster_project.billing.assets import billing_invoice_export, billing_monthly_invoicing, billing_monthly_job
@@ -29,6 +30,7 @@ def build_definitions(settings: SharedSettings | None = None) -> dg.Definitions:
         assets=[
             raw_gateway_events,
             raw_validation_runs,
+            raw_gateway_audit_log,
             apex_dbt_models,
             billing_invoice_export,
             routing_feedback,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from contracts.audit import audit_dir_for
+from contracts.audit import ensure_schema_file as ensure_audit_schema_file
 from contracts.settings import SharedSettings
 from contracts.validation_runs import ensure_schema_file as ensure_runs_schema_file
 from contracts.validation_runs import runs_dir_for
@@ -67,6 +69,11 @@ class ApexDataResource(dg.ConfigurableResource):
         return self.data_path / "feedback"
 
     @property
+    def audit_path(self) -> Path:
+        """The admin audit log the gateway and ``apex keys`` write (``<data dir>/audit``, contracts/audit.py)."""
+        return audit_dir_for(self.data_path)
+
+    @property
     def validation_runs_path(self) -> Path:
         return (
             Path(self.validation_runs_dir) if self.validation_runs_dir else self.events_path.parent / "validation_runs"
@@ -75,14 +82,16 @@ class ApexDataResource(dg.ConfigurableResource):
     def dbt_env(self) -> dict[str, str]:
         """The variables the dbt project reads (``env_var`` in profiles.yml and the source definitions).
 
-        Also makes sure the validation-runs directory has its zero-row schema file: DuckDB's glob fails on a
-        directory with no Parquet file, and most installs have no validation run yet.
+        Also makes sure the validation-runs and audit directories have their zero-row schema files: DuckDB's glob
+        fails on a directory with no Parquet file, and most installs have no validation run (or admin action) yet.
         """
         ensure_runs_schema_file(self.validation_runs_path)
+        ensure_audit_schema_file(self.audit_path)
         return {
             "APEX_EVENTS_DIR": self.events_dir,
             "APEX_WAREHOUSE": self.warehouse_path,
             "APEX_VALIDATION_RUNS_DIR": str(self.validation_runs_path),
+            "APEX_AUDIT_DIR": str(self.audit_path),
         }
 
     @contextmanager

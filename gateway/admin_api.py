@@ -4,16 +4,21 @@ POST   /admin/keys                  create a key (the plain key is in the answer
 GET    /admin/keys                  list keys (hints only)
 GET    /admin/keys/{key_id}         one key
 PATCH  /admin/keys/{key_id}         change name, team, budget_usd, budget_period, rpm, tpm, cache, semantic_cache,
-                                   compression, auto_route (null clears)
+                                   compression, auto_route, models, endpoints, expires_at / expires_in (null clears)
 POST   /admin/keys/{key_id}/rotate  new secret; the old one works for grace_seconds more (default 24 h)
 POST   /admin/keys/{key_id}/revoke  revoke (the key and any secret in grace)
 GET    /admin/teams                 list team budgets
-PUT    /admin/teams/{team_id}       set a team's budget_usd and period
+PUT    /admin/teams/{team_id}       set a team's budget_usd and period (and models, endpoints when given)
+
+``models`` and ``endpoints`` are lists of names (endpoints by short name or path, ``gateway.keys.access``);
+``expires_at`` is a unix time, ``expires_in`` seconds from now. Every change is written to the audit log
+(``gateway.audit``) with the master key's fingerprint as the actor.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,9 +28,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from contracts.ids import new_id
+from gateway.audit import AuditLog, key_changes, master_key_actor, team_changes
 from gateway.errors import ApexError, InvalidRequestError, NotFoundError
-from gateway.inbound import read_json_body
+from gateway.inbound import bearer_token, read_json_body
 from gateway.keys import DEFAULT_GRACE_SECONDS, ApiKey
+from gateway.keys.records import key_json, team_json
+from gateway.schemas import validate_key_fields, validate_rotate, validate_team
 from gateway.state import GatewayState
 
 __all__ = ["admin_routes"]
@@ -42,12 +50,25 @@ _KEY_FIELDS = {
     "semantic_cache",
     "compression",
     "auto_route",
+    "models",
+    "endpoints",
+    "expires_at",
+    "expires_in",
 }
 Handler = Callable[[Request, GatewayState], Awaitable[Any]]
 
 
 def _key_json(key: ApiKey) -> dict[str, Any]:
-    return {"object": "api_key", **dataclasses.asdict(key), "active": key.active}
+    return {"object": "api_key", **key_json(key), "active": key.active}
+
+
+async def _audit(
+    request: Request, state: GatewayState, action: str, target_type: str, target_id: str, changes: dict[str, Any]
+) -> None:
+    """One audit row for an applied action, the actor named by the master key's fingerprint (never the key)."""
+    audit = AuditLog.for_data_dir(state.settings.data.dir, state.gateway_id)
+    actor = master_key_actor(bearer_token(request))
+    await asyncio.to_thread(audit.record, actor, action, target_type, target_id, changes)
 
 
 def _guarded(handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
@@ -98,6 +119,7 @@ def _typed(body: dict[str, Any], name: str, kinds: tuple[type, ...], *, nullable
 
 
 def _check_key_fields(body: dict[str, Any]) -> None:
+    validate_key_fields(body)  # types and bounds, each error naming its field (gateway.schemas.admin)
     _typed(body, "name", (str,), nullable=False)
     _typed(body, "customer_id", (str,), nullable=False)
     _typed(body, "team_id", (str,))
@@ -109,6 +131,21 @@ def _check_key_fields(body: dict[str, Any]) -> None:
     _typed(body, "semantic_cache", (str,))
     _typed(body, "compression", (bool,))
     _typed(body, "auto_route", (bool,), nullable=False)
+    _typed(body, "models", (list,))
+    _typed(body, "endpoints", (list,))
+    _typed(body, "expires_at", (int, float))
+    _typed(body, "expires_in", (int, float), nullable=False)
+    if "expires_in" in body:
+        if "expires_at" in body:
+            raise InvalidRequestError("Give 'expires_at' or 'expires_in', not both.", param="expires_in")
+        seconds = body.pop("expires_in")
+        if not 0 < seconds <= 100 * 365 * 86400:  # NaN and inf fail too
+            raise InvalidRequestError(
+                "'expires_in' must be a positive number of seconds (at most 100 years).",
+                param="expires_in",
+                code="invalid_value",
+            )
+        body["expires_at"] = time.time() + seconds
 
 
 def _key_or_404(key: ApiKey | None, key_id: str) -> ApiKey:
@@ -134,7 +171,11 @@ async def create_key(request: Request, state: GatewayState) -> dict[str, Any]:
         semantic_cache=body.get("semantic_cache"),
         compression=body.get("compression"),
         auto_route=body.get("auto_route", False),
+        models=body.get("models"),
+        endpoints=body.get("endpoints"),
+        expires_at=body.get("expires_at"),
     )
+    await _audit(request, state, "key.created", "key", key.key_id, key_changes(None, key))
     return {**_key_json(key), "key": plain}
 
 
@@ -153,17 +194,24 @@ async def update_key(request: Request, state: GatewayState) -> dict[str, Any]:
     _check_key_fields(body)
     if "cache" in body:
         body["cache_enabled"] = body.pop("cache")
-    return _key_json(_key_or_404(state.keys.update(key_id, **body), key_id))
+    old = _key_or_404(state.keys.get(key_id), key_id)
+    key = _key_or_404(state.keys.update(key_id, **body), key_id)
+    changes = key_changes(old, key)
+    if changes:
+        await _audit(request, state, "key.updated", "key", key_id, changes)
+    return _key_json(key)
 
 
 async def rotate_key(request: Request, state: GatewayState) -> dict[str, Any]:
     key_id = request.path_params["key_id"]
     body = await _body(request, {"grace_seconds"})
+    validate_rotate(body)
     _typed(body, "grace_seconds", (int, float), nullable=False)
     rotated = state.keys.rotate(key_id, grace_seconds=body.get("grace_seconds", DEFAULT_GRACE_SECONDS))
     if rotated is None:
         raise NotFoundError(f"No active key {key_id!r}.", param="key_id", code="key_not_found")
     key, plain, old_expires_at = rotated
+    await _audit(request, state, "key.rotated", "key", key_id, {"previous_secret_expires_at": [None, old_expires_at]})
     return {**_key_json(key), "key": plain, "previous_key_expires_at": old_expires_at}
 
 
@@ -171,21 +219,30 @@ async def revoke_key(request: Request, state: GatewayState) -> dict[str, Any]:
     key_id = request.path_params["key_id"]
     if not state.keys.revoke(key_id):
         raise NotFoundError(f"No active key {key_id!r}.", param="key_id", code="key_not_found")
-    return _key_json(_key_or_404(state.keys.get(key_id), key_id))
+    key = _key_or_404(state.keys.get(key_id), key_id)
+    await _audit(request, state, "key.revoked", "key", key_id, {"revoked_at": [None, key.revoked_at]})
+    return _key_json(key)
 
 
 async def list_teams(request: Request, state: GatewayState) -> dict[str, Any]:
-    return {"object": "list", "data": [dataclasses.asdict(t) for t in state.keys.list_teams()]}
+    return {"object": "list", "data": [team_json(t) for t in state.keys.list_teams()]}
 
 
 async def put_team(request: Request, state: GatewayState) -> dict[str, Any]:
-    body = await _body(request, {"budget_usd", "period"})
+    body = await _body(request, {"budget_usd", "period", "models", "endpoints"})
+    validate_team(body)
     _typed(body, "budget_usd", (int, float))
     _typed(body, "period", (str,), nullable=False)
-    team = state.keys.set_team(
-        request.path_params["team_id"], budget_usd=body.get("budget_usd"), period=body.get("period", "total")
-    )
-    return dataclasses.asdict(team)
+    _typed(body, "models", (list,))
+    _typed(body, "endpoints", (list,))
+    team_id = request.path_params["team_id"]
+    lists = {name: body[name] for name in ("models", "endpoints") if name in body}
+    old = state.keys.get_team(team_id)
+    team = state.keys.set_team(team_id, budget_usd=body.get("budget_usd"), period=body.get("period", "total"), **lists)
+    changes = team_changes(old, team)
+    if changes:
+        await _audit(request, state, "team.updated", "team", team_id, changes)
+    return team_json(team)
 
 
 admin_routes = [

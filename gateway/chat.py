@@ -16,6 +16,7 @@ from gateway.calls import CallRecord
 from gateway.errors import model_not_found
 from gateway.hints import Hints
 from gateway.inbound import validate_chat_request
+from gateway.keys.access import authorize
 from gateway.providers.base import ChatResult, StreamChunk
 from gateway.stream import StreamSession
 from gateway.usage import completion_text, estimate_usage
@@ -45,6 +46,7 @@ async def run_chat(
     if route is None:
         raise model_not_found(model)
     assert call.key is not None and state.dispatcher is not None
+    authorize(state.keys, state.settings, call.key, call.endpoint, model)  # 403 before any cost
     assert state.limiter is not None
     # the reservation is for the route asked for (the strong model under auto-routing): the worst case
     await state.limiter.admit(call, body, route)

@@ -6,8 +6,10 @@ imported inside the commands, so listing or parsing them imports neither.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -34,6 +36,22 @@ def _keystore(settings: Settings) -> KeyStore:
     from gateway.keys import KeyStore
 
     return KeyStore(settings.data.gateway_db_path)
+
+
+def _audit(settings: Settings, action: str, target_type: str, target_id: str, changes: dict[str, Any]) -> None:
+    """One audit row for an applied action, the actor ``cli:<os user>``."""
+    from gateway.audit import AuditLog, cli_actor
+
+    audit = AuditLog.for_data_dir(settings.data.dir, f"cli-{os.getpid()}")
+    audit.record(cli_actor(), action, target_type, target_id, changes)
+
+
+def _expires_at(expires_in: float | None) -> float | None:
+    if expires_in is None:
+        return None
+    if not 0 < expires_in <= 100 * 365 * 86400:
+        raise fail("--expires-in must be a positive number of seconds (at most 100 years)")
+    return time.time() + expires_in
 
 
 def gateway(
@@ -63,6 +81,7 @@ RpmOpt = Annotated[int | None, typer.Option(help="Requests per minute.")]
 TpmOpt = Annotated[int | None, typer.Option(help="Tokens per minute (prompt + max_tokens at admission).")]
 
 
+_CLEARABLE = ("budget_usd", "rpm", "tpm", "models", "endpoints", "expires_at")
 _AUTO_ROUTE_HELP = "Let the learned routing policy serve this key's strong-model requests with the cheap model."
 SemanticOpt = Annotated[
     str | None,
@@ -70,6 +89,14 @@ SemanticOpt = Annotated[
 ]
 CompressOpt = Annotated[bool | None, typer.Option("--compress/--no-compress", help="Compress this key's prompts.")]
 AutoRouteOpt = Annotated[bool, typer.Option("--auto-route/--no-auto-route", help=_AUTO_ROUTE_HELP)]
+ModelsOpt = Annotated[
+    str | None, typer.Option(help="Allow only these models, comma-separated (NAME[,NAME...]); others get 403.")
+]
+EndpointsOpt = Annotated[
+    str | None,
+    typer.Option(help="Allow only these endpoints, comma-separated: chat, messages, embeddings (or their paths)."),
+]
+ExpiresInOpt = Annotated[float | None, typer.Option(help="The key stops working this many seconds from now (401).")]
 
 
 @keys_app.command("create")
@@ -85,10 +112,17 @@ def keys_create(
     semantic_cache: SemanticOpt = None,
     compress: CompressOpt = None,
     auto_route: AutoRouteOpt = False,
+    models: ModelsOpt = None,
+    endpoints: EndpointsOpt = None,
+    expires_in: ExpiresInOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Create a key. The key is printed once; only its hash is stored."""
-    store = _keystore(_settings(config))
+    from gateway.audit import key_changes
+    from gateway.keys.records import endpoint_names, model_names
+
+    settings = _settings(config)
+    store = _keystore(settings)
     try:
         key, plain = store.create(
             name,
@@ -102,9 +136,13 @@ def keys_create(
             semantic_cache=semantic_cache,
             compression=compress,
             auto_route=auto_route,
+            models=model_names(models),
+            endpoints=endpoint_names(endpoints),
+            expires_at=_expires_at(expires_in),
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
+    _audit(settings, "key.created", "key", key.key_id, key_changes(None, key))
     console.print(
         f"created {key.key_id} ({key.name}) for customer {key.customer_id}; store the key now, it is not shown again:"
     )
@@ -119,11 +157,12 @@ def keys_list(
     """List keys (hints only, never the keys)."""
     keys = _keystore(_settings(config)).list()
     if as_json:
-        import dataclasses
         import json
 
+        from gateway.keys.records import key_json
+
         for k in keys:
-            print(json.dumps(dataclasses.asdict(k)))
+            print(json.dumps(key_json(k)))
         return
     table = Table("key_id", "name", "hint", "customer", "team", "budget_usd", "rpm/tpm", "spent_usd", "status")
     for k in keys:
@@ -136,9 +175,20 @@ def keys_list(
             "" if k.budget_usd is None else f"{k.budget_usd:.2f}/{k.budget_period}",
             f"{k.rpm or '-'}/{k.tpm or '-'}",
             f"{k.spent_usd:.6f}",
-            "active" if k.active else f"revoked {k.revoked_at}",
+            _status(k.revoked_at, k.expires_at),
         )
     Console().print(table)
+
+
+def _status(revoked_at: str | None, expires_at: float | None) -> str:
+    if revoked_at is not None:
+        return f"revoked {revoked_at}"
+    if expires_at is None:
+        return "active"
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(expires_at, UTC).isoformat(timespec="seconds")
+    return f"expired {when}" if expires_at <= time.time() else f"active until {when}"
 
 
 @keys_app.command("update")
@@ -152,12 +202,20 @@ def keys_update(
     semantic_cache: SemanticOpt = None,
     compress: CompressOpt = None,
     auto_route: Annotated[bool | None, typer.Option("--auto-route/--no-auto-route", help=_AUTO_ROUTE_HELP)] = None,
+    models: ModelsOpt = None,
+    endpoints: EndpointsOpt = None,
+    expires_in: ExpiresInOpt = None,
     clear: Annotated[
-        list[str] | None, typer.Option(help="Remove a limit: budget_usd, rpm or tpm (repeatable).")
+        list[str] | None,
+        typer.Option(help=f"Remove a limit: {', '.join(_CLEARABLE)} (repeatable)."),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Change a key's budget, period, rate limits or cache opt-in (options left out are kept)."""
+    """Change a key's budget, period, rate limits, cache opt-in, allowed models and endpoints or expiry (options
+    left out are kept)."""
+    from gateway.audit import key_changes
+    from gateway.keys.records import endpoint_names, model_names
+
     given = dict(
         budget_usd=budget_usd,
         budget_period=budget_period,
@@ -170,15 +228,27 @@ def keys_update(
     )
     changes: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     for name in clear or ():
-        if name not in ("budget_usd", "rpm", "tpm"):
-            raise fail(f"--clear takes budget_usd, rpm or tpm, not {name!r}")
+        if name not in _CLEARABLE:
+            raise fail(f"--clear takes {', '.join(_CLEARABLE)}, not {name!r}")
         changes[name] = None
+    settings = _settings(config)
+    store = _keystore(settings)
     try:
-        key = _keystore(_settings(config)).update(key_id, **changes)  # type: ignore[arg-type]
+        if models is not None:
+            changes["models"] = model_names(models)
+        if endpoints is not None:
+            changes["endpoints"] = endpoint_names(endpoints)
+        if expires_in is not None:
+            changes["expires_at"] = _expires_at(expires_in)
+        old = store.get(key_id)
+        key = store.update(key_id, **changes)  # type: ignore[arg-type]
     except ValueError as exc:
         raise fail(str(exc)) from None
-    if key is None:
+    if key is None or old is None:
         raise fail(f"no key {key_id} (see `apex keys list`)", 1)
+    diff = key_changes(old, key)
+    if diff:
+        _audit(settings, "key.updated", "key", key_id, diff)
     console.print(f"updated {key_id}")
 
 
@@ -189,13 +259,15 @@ def keys_rotate(
     config: ConfigOpt = None,
 ) -> None:
     """Issue a new key for KEY_ID; the old one works for --grace-seconds more. The new key is printed once."""
+    settings = _settings(config)
     try:
-        rotated = _keystore(_settings(config)).rotate(key_id, grace_seconds=grace_seconds)
+        rotated = _keystore(settings).rotate(key_id, grace_seconds=grace_seconds)
     except ValueError as exc:
         raise fail(str(exc)) from None
     if rotated is None:
         raise fail(f"no active key {key_id} (see `apex keys list`)", 1)
-    _, plain, _ = rotated
+    _, plain, old_expires_at = rotated
+    _audit(settings, "key.rotated", "key", key_id, {"previous_secret_expires_at": [None, old_expires_at]})
     console.print(f"rotated {key_id}; the old key works for {grace_seconds:g} s more. Store the new key now:")
     print(plain)
 
@@ -203,8 +275,12 @@ def keys_rotate(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, config: ConfigOpt = None) -> None:
     """Revoke a key (gateways stop accepting it within gateway.key_cache_seconds)."""
-    if not _keystore(_settings(config)).revoke(key_id):
+    settings = _settings(config)
+    store = _keystore(settings)
+    if not store.revoke(key_id):
         raise fail(f"no active key {key_id} (see `apex keys list`)", 1)
+    key = store.get(key_id)
+    _audit(settings, "key.revoked", "key", key_id, {"revoked_at": [None, key.revoked_at if key else None]})
     console.print(f"revoked {key_id}")
 
 
@@ -213,13 +289,37 @@ def keys_team(
     team_id: str,
     budget_usd: BudgetOpt = None,
     period: PeriodOpt = "total",
+    models: ModelsOpt = None,
+    endpoints: EndpointsOpt = None,
+    clear: Annotated[
+        list[str] | None, typer.Option(help="Allow any model or endpoint again: models, endpoints (repeatable).")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Set a team's budget, shared by all of the team's keys (no --budget-usd: no limit)."""
+    """Set a team's budget, shared by all of the team's keys (no --budget-usd: no limit), and the models and
+    endpoints its keys may use (left out: kept)."""
+    from gateway.audit import team_changes
+    from gateway.keys.records import endpoint_names, model_names
+
+    lists: dict[str, Any] = {}
+    for name in clear or ():
+        if name not in ("models", "endpoints"):
+            raise fail(f"--clear takes models or endpoints, not {name!r}")
+        lists[name] = None
+    settings = _settings(config)
+    store = _keystore(settings)
     try:
-        _keystore(_settings(config)).set_team(team_id, budget_usd=budget_usd, period=period)
+        if models is not None:
+            lists["models"] = model_names(models)
+        if endpoints is not None:
+            lists["endpoints"] = endpoint_names(endpoints)
+        old = store.get_team(team_id)
+        team = store.set_team(team_id, budget_usd=budget_usd, period=period, **lists)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    diff = team_changes(old, team)
+    if diff:
+        _audit(settings, "team.updated", "team", team_id, diff)
     console.print(f"team {team_id}: budget {'none' if budget_usd is None else f'${budget_usd:.2f}'} ({period})")
 
 

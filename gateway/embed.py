@@ -12,6 +12,7 @@ from contracts.tokens import count_text_tokens
 from gateway.calls import CallRecord
 from gateway.errors import InvalidRequestError, model_not_found
 from gateway.inbound import positive_int, require_model
+from gateway.keys.access import authorize
 from gateway.providers.base import EmbeddingResult, Usage
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ async def embed_call(
     route = state.settings.route(model)
     if route is None:
         raise model_not_found(model)
+    assert call.key is not None
+    if headers is not None:  # a client's call; the semantic cache's own lookups are the gateway's, not the key's
+        authorize(state.keys, state.settings, call.key, call.endpoint, model)  # 403 before any cost
     # reserve the input tokens against budgets and rate limits, like a chat call (no completion tokens)
     assert state.limiter is not None and state.dispatcher is not None
     await state.limiter.admit(

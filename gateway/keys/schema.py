@@ -42,6 +42,14 @@ _ADDED_KEY_COLUMNS = {
     "semantic_cache": "TEXT CHECK (semantic_cache IS NULL OR semantic_cache IN ('off', 'on', 'shadow'))",
     "compression": "INTEGER",
     "auto_route": "INTEGER NOT NULL DEFAULT 0",
+    # access control: JSON arrays of names (NULL = any) and a unix expiry time (NULL = never)
+    "models": "TEXT",
+    "endpoints": "TEXT",
+    "expires_at": "REAL",
+}
+_ADDED_TEAM_COLUMNS = {
+    "models": "TEXT",
+    "endpoints": "TEXT",
 }
 
 
@@ -56,7 +64,8 @@ def connect(path: Path) -> sqlite3.Connection:
 def migrate(db: sqlite3.Connection) -> None:
     """Create the tables, and add the columns a database from an earlier version lacks."""
     db.executescript(_SCHEMA)
-    have = {row["name"] for row in db.execute("PRAGMA table_info(api_keys)")}
-    for column, decl in _ADDED_KEY_COLUMNS.items():
-        if column not in have:
-            db.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {decl}")
+    for table, added in (("api_keys", _ADDED_KEY_COLUMNS), ("teams", _ADDED_TEAM_COLUMNS)):
+        have = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column, decl in added.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")

@@ -11,42 +11,72 @@ per-period budget spend lives in ``gateway.limits``.
 from __future__ import annotations
 
 import builtins
+import enum
+import math
 import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gateway.keys.records import (
     ApiKey,
     Team,
+    check_expires_at,
     check_limits,
     check_semantic_mode,
+    endpoint_names,
     hash_key,
+    model_names,
+    names_to_column,
     new_secret,
     now_iso,
     row_to_key,
+    row_to_team,
 )
 from gateway.keys.schema import connect, migrate
 from gateway.limits.periods import check_period
 
-__all__ = ["DEFAULT_GRACE_SECONDS", "KeyStore"]
+__all__ = ["DEFAULT_GRACE_SECONDS", "MISS", "KeyStore"]
 
 DEFAULT_GRACE_SECONDS = 24 * 3600.0
+_MAX_CACHED = 100_000
+
+
+class _Miss(enum.Enum):
+    MISS = "miss"
+
+
+MISS = _Miss.MISS
+"""``KeyStore.cached``: the caches do not know the key; ``lookup`` must ask the database."""
 
 _UNSET: Any = object()
 
 
 class KeyStore:
-    def __init__(self, path: Path, *, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        cache_seconds: float = 5.0,
+        unknown_cache_seconds: float = 30.0,
+        unknown_cache_size: int = 100_000,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._cache_seconds = cache_seconds
+        self._unknown_seconds = unknown_cache_seconds
+        self._unknown_size = unknown_cache_size
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}
-        # digest -> (cached at, key or None, unix time the secret stops working or None)
-        self._cache: dict[str, tuple[float, ApiKey | None, float | None]] = {}
+        # digest -> (cached at, key, unix time the secret stops working or None); valid keys only
+        self._cache: dict[str, tuple[float, ApiKey, float | None]] = {}
+        # digest -> when it matched no key (monotonic), oldest first; bounded by ``unknown_cache_size``
+        self._unknown: dict[str, float] = {}
+        # digests that were a valid key in this process (bounded): they skip the failed-auth throttle's gate
+        self._seen_valid: dict[str, None] = {}
         self._team_cache: dict[str, tuple[float, Team | None]] = {}
         with self._connect() as db:
             migrate(db)
@@ -74,18 +104,25 @@ class KeyStore:
         semantic_cache: str | None = None,
         compression: bool | None = None,
         auto_route: bool = False,
+        models: Iterable[str] | None = None,
+        endpoints: Iterable[str] | None = None,
+        expires_at: float | None = None,
     ) -> tuple[ApiKey, str]:
-        """Create a key; returns the record and the plain key (shown once, never stored)."""
+        """Create a key; returns the record and the plain key (shown once, never stored). ``models`` and
+        ``endpoints`` limit what it may call (None = any); it stops working at ``expires_at`` (unix time)."""
         check_limits(budget_usd, rpm, tpm)
         check_semantic_mode(semantic_cache)
         check_period(budget_period)
+        check_expires_at(expires_at)
+        allowed_models, allowed_endpoints = model_names(models), endpoint_names(endpoints)
         plain, hint = new_secret()
         key_id = "key_" + secrets.token_hex(8)
         with self._connect() as db:
             db.execute(
                 "INSERT INTO api_keys (key_id, name, key_hash, key_hint, customer_id, team_id, budget_usd,"
-                " created_at, budget_period, rpm, tpm, cache_enabled, semantic_cache, compression, auto_route)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, budget_period, rpm, tpm, cache_enabled, semantic_cache, compression, auto_route,"
+                " models, endpoints, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key_id,
                     name,
@@ -102,6 +139,9 @@ class KeyStore:
                     semantic_cache,
                     None if compression is None else int(compression),
                     int(auto_route),
+                    names_to_column(allowed_models),
+                    names_to_column(allowed_endpoints),
+                    expires_at,
                 ),
             )
         return self.get(key_id), plain  # type: ignore[return-value]
@@ -116,6 +156,7 @@ class KeyStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (key_id, name, hash_key(plain), hint, customer_id, now_iso()),
             )
+        self._unknown.pop(hash_key(plain), None)
 
     def rotate(self, key_id: str, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> tuple[ApiKey, str, float] | None:
         """Give an active key a new secret. Returns (record, new plain key, unix time the old secret expires)."""
@@ -167,8 +208,12 @@ class KeyStore:
         semantic_cache: str | None = _UNSET,
         compression: bool | None = _UNSET,
         auto_route: bool = _UNSET,
+        models: Iterable[str] | None = _UNSET,
+        endpoints: Iterable[str] | None = _UNSET,
+        expires_at: float | None = _UNSET,
     ) -> ApiKey | None:
-        """Change a key's settings; arguments left out are kept, ``None`` clears a limit."""
+        """Change a key's settings; arguments left out are kept, ``None`` clears a limit (or a model, endpoint
+        list or expiry)."""
         changes: dict[str, Any] = {
             k: v
             for k, v in dict(
@@ -182,6 +227,9 @@ class KeyStore:
                 semantic_cache=semantic_cache,
                 compression=compression,
                 auto_route=auto_route,
+                models=models,
+                endpoints=endpoints,
+                expires_at=expires_at,
             ).items()
             if v is not _UNSET
         }
@@ -190,6 +238,12 @@ class KeyStore:
             check_period(changes["budget_period"])
         if "semantic_cache" in changes:
             check_semantic_mode(changes["semantic_cache"])
+        if "models" in changes:
+            changes["models"] = names_to_column(model_names(changes["models"]))
+        if "endpoints" in changes:
+            changes["endpoints"] = names_to_column(endpoint_names(changes["endpoints"]))
+        if "expires_at" in changes:
+            check_expires_at(changes["expires_at"])
         for flag in ("cache_enabled", "auto_route"):
             if flag in changes:
                 changes[flag] = int(bool(changes[flag]))
@@ -215,22 +269,46 @@ class KeyStore:
 
     # -- teams ----------------------------------------------------------------------------------------------
 
-    def set_team(self, team_id: str, *, budget_usd: float | None, period: str = "total") -> Team:
+    def set_team(
+        self,
+        team_id: str,
+        *,
+        budget_usd: float | None,
+        period: str = "total",
+        models: Iterable[str] | None = _UNSET,
+        endpoints: Iterable[str] | None = _UNSET,
+    ) -> Team:
+        """Set a team's budget and period; its model and endpoint lists change only when given (None = any)."""
         check_limits(budget_usd, None, None)
         check_period(period)
+        columns = {"budget_usd": budget_usd, "period": period}
+        if models is not _UNSET:
+            columns["models"] = names_to_column(model_names(models))
+        if endpoints is not _UNSET:
+            columns["endpoints"] = names_to_column(endpoint_names(endpoints))
+        names = ", ".join(columns)  # column names come from the signature
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
         with self._connect() as db:
             db.execute(
-                "INSERT INTO teams (team_id, budget_usd, period, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (team_id) DO UPDATE SET budget_usd = excluded.budget_usd, period = excluded.period",
-                (team_id, budget_usd, period, now_iso()),
+                f"INSERT INTO teams (team_id, created_at, {names}) VALUES (?, ?{', ?' * len(columns)})"
+                f" ON CONFLICT (team_id) DO UPDATE SET {updates}",
+                (team_id, now_iso(), *columns.values()),
             )
         self._forget_cached()
-        return Team(team_id, budget_usd, period)
+        team = self.get_team(team_id)
+        assert team is not None
+        return team
+
+    def get_team(self, team_id: str) -> Team | None:
+        """The team as stored (uncached; the request path uses ``team``)."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM teams WHERE team_id = ?", (team_id,)).fetchone()
+        return row_to_team(row) if row else None
 
     def list_teams(self) -> builtins.list[Team]:
         with self._connect() as db:
-            rows = db.execute("SELECT team_id, budget_usd, period FROM teams ORDER BY team_id").fetchall()
-        return [Team(r["team_id"], r["budget_usd"], r["period"]) for r in rows]
+            rows = db.execute("SELECT * FROM teams ORDER BY team_id").fetchall()
+        return [row_to_team(r) for r in rows]
 
     def team(self, team_id: str) -> Team | None:
         """The team's budget, cached like keys (``cache_seconds``)."""
@@ -238,31 +316,43 @@ class KeyStore:
         hit = self._team_cache.get(team_id)
         if hit is not None and now - hit[0] < self._cache_seconds:
             return hit[1]
-        with self._connect() as db:
-            row = db.execute("SELECT team_id, budget_usd, period FROM teams WHERE team_id = ?", (team_id,)).fetchone()
-        team = Team(row["team_id"], row["budget_usd"], row["period"]) if row else None
+        team = self.get_team(team_id)
         self._team_cache[team_id] = (now, team)
         return team
 
     # -- request path ---------------------------------------------------------------------------------------
 
     def verify(self, plain: str) -> ApiKey | None:
-        """The active key for ``plain``, or None. Cached for ``cache_seconds`` (revocation latency); a rotated
-        secret's grace end is checked on every call, cached or not."""
+        """The active key for ``plain``, or None (synchronous: the CLI and tests; the gateway uses ``cached``,
+        then ``lookup`` in a thread). Cached for ``cache_seconds`` (revocation latency); a rotated secret's grace
+        end is checked on every call, cached or not."""
         digest = hash_key(plain)
-        now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is None or now - hit[0] >= self._cache_seconds:
-            hit = (now, *self._lookup(digest))
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[digest] = hit
-        _, key, expires_at = hit
-        if expires_at is not None and time.time() >= expires_at:
-            return None
-        return key
+        found = self.cached(digest)
+        if found is MISS:
+            found = self.remember(digest, self.lookup(digest))
+        return found
 
-    def _lookup(self, digest: str) -> tuple[ApiKey | None, float | None]:
+    def cached(self, digest: str) -> ApiKey | None | _Miss:
+        """What the in-memory caches know of the key with hash ``digest``: the key, None (unknown, revoked or past
+        its grace end), or ``MISS`` (ask ``lookup``). No I/O: this is the request path's hot path."""
+        hit = self._cache.get(digest)
+        if hit is not None:
+            at, key, expires_at = hit
+            if time.monotonic() - at < self._cache_seconds:
+                return key if expires_at is None or time.time() < expires_at else None
+        else:
+            at = self._unknown.get(digest, -math.inf)
+            if time.monotonic() - at < self._unknown_seconds:
+                return None
+        return MISS
+
+    def seen_valid(self, digest: str) -> bool:
+        """Whether ``digest`` was a valid key in this process (its cache entry may be stale or cleared)."""
+        return digest in self._seen_valid
+
+    def lookup(self, digest: str) -> tuple[ApiKey | None, float | None]:
+        """The active key with hash ``digest`` and when its secret stops working: blocking SQLite, safe from any
+        thread (the gateway runs it in one). ``remember`` caches what it found."""
         with self._connect() as db:
             row = db.execute("SELECT * FROM api_keys WHERE key_hash = ?", (digest,)).fetchone()
             expires_at = None
@@ -278,16 +368,31 @@ class KeyStore:
             return None, None
         return key, expires_at
 
+    def remember(self, digest: str, found: tuple[ApiKey | None, float | None]) -> ApiKey | None:
+        """Cache what ``lookup`` found for ``digest`` (from the event loop's thread); the key if it is usable."""
+        key, expires_at = found
+        now = time.monotonic()
+        if key is None:
+            self._cache.pop(digest, None)
+            if self._unknown_seconds > 0 and self._unknown_size > 0:
+                self._unknown.pop(digest, None)  # re-inserted last: the dict stays oldest first
+                if len(self._unknown) >= self._unknown_size:
+                    del self._unknown[next(iter(self._unknown))]
+                self._unknown[digest] = now
+            return None
+        self._unknown.pop(digest, None)
+        if len(self._cache) > _MAX_CACHED:
+            self._cache.clear()
+        self._cache[digest] = (now, key, expires_at)
+        if len(self._seen_valid) > _MAX_CACHED:
+            self._seen_valid.clear()
+        self._seen_valid[digest] = None
+        return key if expires_at is None or time.time() < expires_at else None
+
     def spent(self, key: ApiKey) -> float:
         """Lifetime spend known for ``key``: the stored total plus what is not flushed yet."""
         with self._lock:
             return key.spent_usd + self._pending.get(key.key_id, 0.0)
-
-    def record_spend(self, key_id: str, usd: float) -> None:
-        if usd <= 0:
-            return
-        with self._lock:
-            self._pending[key_id] = self._pending.get(key_id, 0.0) + usd
 
     def flush(self) -> None:
         with self._lock:
@@ -299,5 +404,6 @@ class KeyStore:
                 "UPDATE api_keys SET spent_usd = spent_usd + ? WHERE key_id = ?",
                 [(usd, key_id) for key_id, usd in pending.items()],
             )
-        # cached records carry the old spent_usd; the pending amount now lives in the table
-        self._cache.clear()
+        # cached records carry the old spent_usd; the pending amount now lives in the table. Marked stale rather
+        # than dropped: the next call refreshes them (off the event loop) and ``seen_valid`` still knows them.
+        self._cache = {digest: (-math.inf, key, ends) for digest, (_, key, ends) in self._cache.items()}

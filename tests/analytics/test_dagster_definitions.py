@@ -28,6 +28,10 @@ MART_KEYS = {
     dg.AssetKey("agg_user_metrics_hourly"),
     # billing marts and their inputs (tests/billing_marts covers their content)
     dg.AssetKey("raw_validation_runs"),
+    # the admin audit log (tests/analytics/test_audit_mart.py covers its content)
+    dg.AssetKey("raw_gateway_audit_log"),
+    dg.AssetKey("stg_gateway__audit_log"),
+    dg.AssetKey("fct_admin_audit"),
     *(
         dg.AssetKey(name)
         for name in (
@@ -54,6 +58,8 @@ MART_KEYS = {
         )
     ),
 }
+UNPARTITIONED = {dg.AssetKey("raw_validation_runs"), dg.AssetKey("raw_gateway_audit_log")}
+"""Raw inputs scanned whole on every run (not one UTC day's files)."""
 RAW_CHECK = dg.AssetCheckKey(dg.AssetKey("raw_gateway_events"), "raw_events_quality")
 DAY = f"{START:%Y-%m-%d}"  # every event of the synthetic_events fixture is on this UTC day
 
@@ -97,12 +103,13 @@ def test_event_derived_assets_and_the_raw_check_are_partitioned_by_utc_day() -> 
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     assert EVENT_DAYS.timezone == "UTC" and EVENT_DAYS.cron_schedule == "0 0 * * *"
-    for key in MART_KEYS - {dg.AssetKey("raw_validation_runs")}:
+    for key in MART_KEYS - UNPARTITIONED:
         node = graph.get(key)
         assert node.partitions_def == EVENT_DAYS, key
         # a backfill of a range of days is one run: raw scan per day, dbt once from the first day
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
-    assert graph.get(dg.AssetKey("raw_validation_runs")).partitions_def is None
+    for key in UNPARTITIONED:
+        assert graph.get(key).partitions_def is None, key
     assert graph.get(RAW_CHECK).partitions_def == EVENT_DAYS
     # today is a partition already (the gateway writes today's files all day)
     assert EVENT_DAYS.has_partition_key(f"{datetime.now(UTC):%Y-%m-%d}")
@@ -122,7 +129,8 @@ def test_apex_all_materializes_everything_and_passes_every_check(synthetic_event
         e.asset_key: e.event_specific_data.materialization.partition  # type: ignore[union-attr]
         for e in result.get_asset_materialization_events()
     }
-    assert partitions.pop(dg.AssetKey("raw_validation_runs")) is None  # not partitioned
+    for key in UNPARTITIONED:
+        assert partitions.pop(key) is None  # not partitioned
     assert set(partitions.values()) == {DAY}
 
     raw_meta = next(
@@ -163,7 +171,7 @@ def test_raw_events_quality_fails_on_negative_cost_and_blocks_the_marts(
     assert failed[0]["unexpected_count"] > 0
     # blocking: nothing downstream of the raw events was built
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert materialized == {dg.AssetKey("raw_gateway_events"), dg.AssetKey("raw_validation_runs")}
+    assert materialized == {dg.AssetKey("raw_gateway_events"), *UNPARTITIONED}
 
 
 def _tick(defs: dg.Definitions, cursor: str | None):  # -> SensorExecutionData (not exported by dagster)

@@ -15,6 +15,7 @@ FOLDER_GROUPS = {
     "marts/savings": "savings",
     # "billing" is the export/Stripe group that the hourly apex_all job leaves out
     "marts/billing": "billing_marts",
+    "marts/admin": "admin",
 }
 MODELS = DBT_PROJECT_DIR / "models"
 

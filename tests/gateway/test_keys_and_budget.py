@@ -53,7 +53,7 @@ def test_budget_is_enforced_with_429(gw):
     with pytest.raises(openai.RateLimitError) as info:
         for _ in range(50):
             client.chat.completions.create(model="gpt-4o-mini", messages=msg, max_tokens=60)
-    assert info.value.body["code"] == "budget_exceeded"
+    assert info.value.body["code"] == "insufficient_quota"
     events = gw.events()
     ok = events.filter(events["http_status"] == 200)
     assert ok.height >= 1

@@ -75,7 +75,9 @@ def test_admin_crud(admin_gw):
     assert r.json()["rpm"] is None and r.json()["budget_usd"] == 5
 
     assert _admin(gw, "PUT", "/admin/teams/t1", json={"budget_usd": 2, "period": "monthly"}).status_code == 200
-    assert _admin(gw, "GET", "/admin/teams").json()["data"] == [{"team_id": "t1", "budget_usd": 2, "period": "monthly"}]
+    assert _admin(gw, "GET", "/admin/teams").json()["data"] == [
+        {"team_id": "t1", "budget_usd": 2, "period": "monthly", "models": None, "endpoints": None}
+    ]
 
     r = _admin(gw, "POST", f"/admin/keys/{key_id}/revoke")
     assert r.status_code == 200 and r.json()["active"] is False
@@ -89,12 +91,12 @@ def test_admin_crud(admin_gw):
     [
         ("POST", "/admin/keys", {}, 400, "name"),
         ("POST", "/admin/keys", {"name": "x", "budget_period": "hourly"}, 400, None),
-        ("POST", "/admin/keys", {"name": "x", "rpm": 0}, 400, None),
+        ("POST", "/admin/keys", {"name": "x", "rpm": 0}, 400, "rpm"),
         ("POST", "/admin/keys", {"name": "x", "rpm": "10"}, 400, "rpm"),
         ("POST", "/admin/keys", {"name": "x", "colour": "red"}, 400, "colour"),
         ("PATCH", "/admin/keys/key_nope", {"rpm": 3}, 404, "key_id"),
         ("POST", "/admin/keys/key_nope/rotate", {}, 404, "key_id"),
-        ("PUT", "/admin/teams/t", {"budget_usd": -1}, 400, None),
+        ("PUT", "/admin/teams/t", {"budget_usd": -1}, 400, "budget_usd"),
     ],
     ids=["no-name", "bad-period", "zero-rpm", "string-rpm", "unknown-field", "patch-404", "rotate-404", "neg-team"],
 )

@@ -8,6 +8,7 @@ cannot fill the event log); every authenticated call produces exactly one event.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -48,7 +49,7 @@ async def health(request: Request) -> Response:
         "gateway_id": state.gateway_id,
         "uptime_s": round(time.time() - state.started, 1),
         "price_table_version": state.prices.version,
-        "auth_failures": int(state.metrics.auth_failures._value.get()),
+        "auth_failures": state.metrics.auth_failure_count(),
         "events": state.writer.snapshot() if state.writer else {},
         "optimizers": state.levers.stats(),
     }
@@ -61,11 +62,16 @@ async def openapi_json(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     state: GatewayState = request.app.state.apex
-    return Response(
-        state.metrics.render(),
-        media_type="text/plain; version=0.0.4; charset=utf-8",
-        headers={"x-request-id": new_id()},
-    )
+    request_id = new_id()
+    if state.settings.gateway.metrics_auth == "master_key":
+        try:
+            assert state.master_key is not None
+            state.master_key.require(request)
+        except ApexError as err:
+            return error_response(err, request_id)
+    # rendering is CPU work proportional to the series: in a thread, so a scrape never stalls the calls in flight
+    body = await asyncio.to_thread(state.metrics.render)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8", headers={"x-request-id": request_id})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -86,11 +92,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(err, request_id)
 
 
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    """The last resort for an exception no route caught (a gateway bug): a JSON 500 in the caller's error shape with
+    a request id, never Starlette's ``text/plain`` one. Starlette re-raises it afterwards, so the traceback is
+    still logged once."""
+    request_id = CallRecord(endpoint=request.url.path).request_id
+    log.error("unhandled %s on %s %s (request %s)", type(exc).__name__, request.method, request.url.path, request_id)
+    err = ApexError(
+        "The gateway hit an internal error; the request id identifies it in the logs.", code="internal_error"
+    )
+    if request.url.path.startswith("/v1/messages"):
+        return anthropic_error_response(err, request_id)
+    return error_response(err, request_id)
+
+
 def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: PriceTable | None = None) -> Starlette:
     check_settings(settings)
     state = GatewayState(
         settings=settings,
-        keys=keys or KeyStore(settings.data.gateway_db_path, cache_seconds=settings.gateway.key_cache_seconds),
+        keys=keys
+        or KeyStore(
+            settings.data.gateway_db_path,
+            cache_seconds=settings.gateway.key_cache_seconds,
+            unknown_cache_seconds=settings.gateway.unknown_key_cache_seconds,
+            unknown_cache_size=settings.gateway.unknown_key_cache_size,
+        ),
         prices=prices or PriceTable.from_litellm(),
     )
 
@@ -124,7 +150,7 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, prices: Pric
             *admin_routes,
             Route("/openapi.json", openapi_json, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _unhandled},
         lifespan=lifespan,
     )
     app.state.apex = state

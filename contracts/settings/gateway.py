@@ -199,6 +199,16 @@ class EventSettings(Frozen):
     """A Parquet file is rolled when it reaches this many rows..."""
     flush_seconds: float = Field(default=5.0, gt=0)
     """...or when its oldest event is this old."""
+    durability: Literal["batch", "sync"] = "batch"
+    """``batch``: the writer thread appends answered calls' events (and the spend they carry) to the write-ahead
+    log every ``wal_flush_ms``; a ``kill -9`` loses at most the calls answered in the last interval. ``sync``: an
+    event is in the write-ahead log (fsynced if ``wal_fsync``) before its response completes; nothing answered is
+    lost, at a throughput cost (bench/wal_bench.py)."""
+    wal_flush_ms: float = Field(default=10.0, gt=0, le=1000)
+    """How often the writer thread appends accepted events to the write-ahead log (``batch`` mode)."""
+    wal_fsync: bool = True
+    """fsync the write-ahead log after each append. Off, a process crash still loses nothing more, but a power
+    loss or kernel crash may lose what the OS had not written yet."""
 
 
 class GatewaySettings(Frozen):
@@ -207,12 +217,31 @@ class GatewaySettings(Frozen):
     master_key_env: str = "APEX_MASTER_KEY"
     store_prompts: bool = False
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    body_read_timeout_s: float = Field(default=30.0, gt=0)
+    """A client must send its whole request body within this many seconds of the call starting, else it gets 408
+    and the connection is closed (a client trickling its body cannot hold a request open)."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """Chosen by measurement (bench/gateway_bench.py): aiohttp's pool is several times faster than httpx's."""
     log_format: Literal["json", "text"] = "json"
     """Process logs as JSON lines (secrets scrubbed) or plain text."""
     key_cache_seconds: float = Field(default=5.0, ge=0)
     """How long a verified key stays cached in memory (revocations take effect within this)."""
+    unknown_key_cache_seconds: float = Field(default=30.0, ge=0)
+    """How long a key that matched nothing stays remembered as unknown (by its hash; 0 = not remembered): a key
+    registered by another process (``apex keys add``) may be refused for this long."""
+    unknown_key_cache_size: int = Field(default=100_000, ge=0)
+    """At most this many unknown keys are remembered (the oldest are forgotten first)."""
+    auth_failures_per_s: float = Field(default=1.0, gt=0)
+    """Failed authentications (API keys and the admin master key) allowed per client address per second, after
+    ``auth_failure_burst``; beyond them the address gets 429 with Retry-After, its credentials unchecked."""
+    auth_failure_burst: int = Field(default=20, ge=1)
+    """Failed authentications a client address may make at once before the rate above applies."""
+    metrics_auth: Literal["none", "master_key"] = "none"
+    """``GET /metrics``: ``none`` answers any scraper (label values are only configured names, so it reveals the
+    model and provider names and the traffic); ``master_key`` asks for the admin master key as a bearer token."""
+    drain_timeout_s: float = Field(default=25.0, gt=0)
+    """On SIGTERM, how long in-flight calls may take to finish; then the process exits (accepted events are in
+    the write-ahead log at worst, replayed at the next start)."""
 
 
 class ExactCacheSettings(Frozen):

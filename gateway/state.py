@@ -99,6 +99,7 @@ class GatewayState:
             drain_seconds=ev.wal_flush_ms / 1000,
             durability=ev.durability,
             wal_fsync=ev.wal_fsync,
+            wal_fsync_seconds=ev.wal_fsync_ms / 1000,
             ledger=SpendLedger(s.data.gateway_db_path, s.data.events_path / "_wal"),
             prepare=rows.row,
             observe=self.metrics.observe_rows,

@@ -207,8 +207,11 @@ class EventSettings(Frozen):
     wal_flush_ms: float = Field(default=10.0, gt=0, le=1000)
     """How often the writer thread appends accepted events to the write-ahead log (``batch`` mode)."""
     wal_fsync: bool = True
-    """fsync the write-ahead log after each append. Off, a process crash still loses nothing more, but a power
-    loss or kernel crash may lose what the OS had not written yet."""
+    """fsync the write-ahead log. Off, a process crash still loses nothing more, but a power loss or kernel crash
+    may lose what the OS had not written yet."""
+    wal_fsync_ms: float = Field(default=100.0, ge=0, le=10_000)
+    """``batch`` mode: how often (at most) the log is fsynced; appends in between are written (a killed process
+    loses nothing written) and share one fsync. 0 = fsync every append. ``sync`` mode fsyncs every call."""
 
 
 class GatewaySettings(Frozen):

@@ -144,6 +144,7 @@ class EventWriter:
         drain_seconds: float = 0.01,
         durability: Literal["batch", "sync"] = "batch",
         wal_fsync: bool = True,
+        wal_fsync_seconds: float = 0.1,
         ledger: SpendLedger | None = None,
         commit_seconds: float = 1.0,
         prepare: Callable[[Any], Row | Mapping[str, Any]] | None = None,
@@ -169,7 +170,14 @@ class EventWriter:
         self._spill_path = self._spill_dir / f"spill-{gateway_id}.jsonl"
         self._spill_lock = threading.Lock()
         self._wal_dir = self.events_dir / "_wal"
-        self._wal = SegmentLog(self._wal_dir, tag=gateway_id.replace("/", "_"), fsync=wal_fsync)
+        # batch mode writes the log every drain (a killed process loses nothing written) and fsyncs it at most
+        # every ``wal_fsync_seconds``, one fsync for many drains; sync mode fsyncs each call's append
+        self._wal = SegmentLog(
+            self._wal_dir,
+            tag=gateway_id.replace("/", "_"),
+            fsync=wal_fsync,
+            fsync_interval_s=0.0 if self.sync else wal_fsync_seconds,
+        )
         self._ledger = ledger
         self._totals = SpendTotals()
         self._committed: dict[str, int] = {}  # segment -> offset its spend is committed to
@@ -388,6 +396,7 @@ class EventWriter:
         while True:
             stopping = self._stop.wait(self.drain_seconds)
             self._drain(buffers)
+            self._wal.sync_if_due()
             if stopping:
                 # record() may still have appended after _closed flipped; take those too
                 self._drain(buffers)

@@ -109,3 +109,27 @@ def test_a_torn_last_record_is_skipped(tmp_path, store):
         fh.write(b'[["half a rec')
     _writer(tmp_path).close()
     assert _events(tmp_path / "events").height == 3
+
+
+def test_batch_mode_shares_one_fsync_among_appends_and_syncs_before_leaving_a_segment(tmp_path, monkeypatch):
+    from gateway.events import wal as wal_module
+
+    synced: list[int] = []
+    real_fsync = wal_module.os.fsync
+    monkeypatch.setattr(wal_module.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    log = wal_module.SegmentLog(tmp_path / "wal", tag="t", fsync=True, fsync_interval_s=3600.0)
+    log.append(b"a" * 10)
+    before = len(synced)  # opening the first segment synced its directory, not the appended bytes
+    log.append(b"b" * 10)
+    log.sync_if_due()
+    assert len(synced) == before  # written (a killed process keeps them) but not yet fsynced
+    assert (tmp_path / "wal" / log.active).read_bytes() == b"a" * 10 + b"b" * 10
+    log.fsync_interval_s = 0.0001
+    log.sync_if_due()
+    assert len(synced) == before + 1  # one fsync for both appends
+    log.sync_if_due()
+    assert len(synced) == before + 1  # nothing new, nothing to sync
+    log.fsync_interval_s = 3600.0
+    log.append(b"c")
+    log.close()
+    assert len(synced) == before + 2  # an unsynced tail is synced before the segment is closed

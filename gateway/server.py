@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from contracts.settings import Settings
 from gateway.app import create_app
 from gateway.data_lock import DataDirLocked, lock_data_dir
+from gateway.http_protocol import protocol_with_header_timeout
 from gateway.logs import configure_logging
 
 __all__ = ["serve"]
@@ -92,7 +93,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
         log_config=None,  # uvicorn's own lines go through the same (structured, scrubbed) handler
         access_log=False,  # one event per call is the access log; uvicorn's line per request costs throughput
         loop="uvloop",
-        http="httptools",
+        http=protocol_with_header_timeout(settings.gateway.header_read_timeout_s),  # httptools + a header deadline
         # in-flight calls get most of the drain; the rest is for the lifespan's shutdown (writing Parquet)
         timeout_graceful_shutdown=max(1, int(max(drain - 5.0, drain * 0.6))),
         lifespan="on",

@@ -223,6 +223,9 @@ class GatewaySettings(Frozen):
     body_read_timeout_s: float = Field(default=30.0, gt=0)
     """A client must send its whole request body within this many seconds of the call starting, else it gets 408
     and the connection is closed (a client trickling its body cannot hold a request open)."""
+    header_read_timeout_s: float = Field(default=10.0, gt=0)
+    """A request's headers must be complete within this many seconds of its first byte (of the connection, for the
+    first request), else the connection is closed: a client trickling its headers cannot hold a connection open."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """Chosen by measurement (bench/gateway_bench.py): aiohttp's pool is several times faster than httpx's."""
     log_format: Literal["json", "text"] = "json"

@@ -506,7 +506,11 @@ class EventWriter:
 
     def _ingest_spills(self, buffers: dict[_Key, _Part]) -> None:
         """Move spill files into the log as segments and buffer their events like drained ones."""
-        for seg in claim_spill_files(self._spill_dir, self._wal_dir):
+        # under the spill lock: an append that opened the spill file before the rename would otherwise land in a
+        # segment already read here, and be lost
+        with self._spill_lock:
+            claimed = claim_spill_files(self._spill_dir, self._wal_dir)
+        for seg in claimed:
             last = 0
             for end, row, charges in read_segment(self._wal_dir / seg):
                 last = end

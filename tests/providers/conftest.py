@@ -140,7 +140,14 @@ def providers_config(data_dir, fakes: dict[str, FakeProvider]) -> dict:
                 "name": "embed-failover",
                 "price_model": "text-embedding-3-small",
                 "deployments": [
-                    {"provider": "oai", "upstream_model": "fake-500", "price_model": "text-embedding-3-small"},
+                    # weighted so the failing deployment is (almost surely) picked first: with equal weights four
+                    # calls missed it one run in sixteen and the failover went untested
+                    {
+                        "provider": "oai",
+                        "upstream_model": "fake-500",
+                        "price_model": "text-embedding-3-small",
+                        "weight": 1000,
+                    },
                     {"provider": "azure", "upstream_model": "embed-deploy", "price_model": "text-embedding-3-small"},
                 ],
                 "routing": {"strategy": "weighted"},

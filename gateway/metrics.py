@@ -1,5 +1,7 @@
 """Prometheus metrics for ``GET /metrics``, named after the OpenTelemetry GenAI conventions where they exist.
 
+(Just over 400 lines: the series, their bounded labels and the collector that renders them are one contract.)
+
 OTel name                                  → Prometheus name here
 gen_ai.server.request.duration (s)         → gen_ai_server_request_duration_seconds
 gen_ai.server.time_to_first_token (s)      → gen_ai_server_time_to_first_token_seconds

@@ -1,5 +1,8 @@
 """Background Parquet writer for gateway events, behind a write-ahead log.
 
+(Over 400 lines: one thread's state machine — drain, log, buffer, roll, spill, seal — whose steps share that
+thread's state; the log format, replay and spend ledger are their own modules.)
+
 The request path only calls ``EventWriter.record(item, charges)``: an append to a bounded in-memory deque, with
 no lock and no thread wake-up (a per-event wake-up hands the GIL back and forth and showed up as tail latency in
 the bench). A daemon thread drains the deque every ``drain_seconds``, turns each item into an event row with

@@ -4,8 +4,11 @@ Rotation gives the key a new secret under the same ``key_id`` (budgets, spend an
 old secret stays valid for a grace period, then is rejected. Revocation ends both at once. The plain key is shown
 once, at creation or rotation, and never stored or logged.
 
-Lifetime spend (``spent_usd``) is counted in memory on the request path and flushed by a background thread;
-per-period budget spend lives in ``gateway.limits``.
+Lifetime spend (``spent_usd``) reaches this table only from the event write-ahead log (``gateway.events.ledger``,
+exactly once); per-period budget spend lives in ``gateway.limits``.
+
+(Over 400 lines: the SQLite store and the request path's cached lookups share one lock and one cache; records,
+schema and access checks are their own modules.)
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ a valid request pays for ``isinstance`` calls and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from gateway.errors import InvalidRequestError
@@ -86,6 +87,31 @@ def _anthropic_param(path: Path) -> str:
 def openai_error(v: Violation) -> InvalidRequestError:
     param = _openai_param(v.path)
     return InvalidRequestError(f"Invalid '{param}': {v.problem}.", param=param, code=v.code)
+
+
+def check_openai_body(
+    body: dict[str, Any], fields: Mapping[str, Callable[[Any, tuple[Any, ...]], Any]], required: str
+) -> tuple[Any, Any]:
+    """Check each known field of an OpenAI-shaped body (unknown ones pass), then that ``model`` and ``required``
+    are there; ``(model, body[required])``. Raises ``InvalidRequestError`` naming the first bad field."""
+    try:
+        for name, value in body.items():
+            check = fields.get(name)
+            if check is not None and value is not None:
+                check(value, (name,))
+    except Violation as v:
+        raise openai_error(v) from None
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequestError(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
+    value = body.get(required)
+    if value is None:
+        raise InvalidRequestError(
+            f"Missing required parameter: '{required}'.", param=required, code="missing_required_parameter"
+        )
+    return model, value
 
 
 def anthropic_error(v: Violation) -> InvalidRequestError:

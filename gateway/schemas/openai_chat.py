@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.errors import InvalidRequestError
 from gateway.schemas._core import (
     INT64_MAX,
     Path,
-    Violation,
+    check_openai_body,
     fail,
     kind_of,
     need_bool,
@@ -25,7 +24,6 @@ from gateway.schemas._core import (
     need_object,
     need_str,
     need_str_list,
-    openai_error,
     optional_str,
     short,
 )
@@ -317,21 +315,4 @@ def validate_chat(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Check a chat-completions body against OpenAI's schema; returns ``(model, messages)``.
 
     Raises ``InvalidRequestError`` naming the first offending field (``param`` = its path)."""
-    try:
-        for name, value in body.items():
-            check = _FIELDS.get(name)
-            if check is not None and value is not None:
-                check(value, (name,))
-    except Violation as v:
-        raise openai_error(v) from None
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequestError(
-            "you must provide a model parameter", param="model", code="missing_required_parameter"
-        )
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequestError(
-            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
-        )
-    return model, messages
+    return check_openai_body(body, _FIELDS, "messages")

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.errors import InvalidRequestError
 from gateway.schemas._core import (
     Path,
-    Violation,
+    check_openai_body,
     fail,
     kind_of,
     need_enum,
     need_int,
     need_str,
-    openai_error,
 )
 
 __all__ = ["validate_embeddings"]
@@ -67,21 +65,4 @@ _FIELDS: dict[str, Callable[[Any, Path], Any]] = {
 
 def validate_embeddings(body: dict[str, Any]) -> tuple[str, Any]:
     """Check an embeddings body against OpenAI's schema; returns ``(model, input)``."""
-    try:
-        for name, value in body.items():
-            check = _FIELDS.get(name)
-            if check is not None and value is not None:
-                check(value, (name,))
-    except Violation as v:
-        raise openai_error(v) from None
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequestError(
-            "you must provide a model parameter", param="model", code="missing_required_parameter"
-        )
-    inputs = body.get("input")
-    if inputs is None:
-        raise InvalidRequestError(
-            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
-        )
-    return model, inputs
+    return check_openai_body(body, _FIELDS, "input")

@@ -1,7 +1,5 @@
-"""Where the benches find the shared evaluation data: ``../shared/data`` beside the repository root, in any clone.
-
-(For this checkout at ``/work/main`` that is ``/work/shared/data``; the protocols are in its ``README.md``.)
-"""
+"""Where the benches find the shared evaluation data: ``../shared/data`` beside the repository root, in any clone
+(the protocols are in its ``README.md``)."""
 
 from pathlib import Path
 

@@ -148,7 +148,9 @@ def test_200_concurrent_mixed_content_calls_never_overspend_a_total_budget(gatew
     # what was settled is what the fake billed the admitted calls (tools and images included)
     billed = sum(0.15e-6 * r.usage.prompt_tokens + 0.6e-6 * r.usage.completion_tokens for r in ok)
     assert spent == pytest.approx(billed, rel=1e-6)
-    assert max(r.usage.prompt_tokens for r in ok) > 1000  # the admitted calls did carry the costly parts
+    # every admitted call was billed for its costly part, whichever kinds won the race to the budget (text alone
+    # is ~15 tokens; the cheapest kind, a low-detail image, is 85 more; the tool-heavy call ~500)
+    assert min(r.usage.prompt_tokens for r in ok) > 80
     # a total budget never resets: OpenAI's insufficient_quota, no Retry-After, and the SDKs told not to retry
     assert {e.body["code"] for e in limited} == {"insufficient_quota"}
     assert {e.body["type"] for e in limited} == {"insufficient_quota"}

@@ -214,7 +214,6 @@ def keys_update(
     """Change a key's budget, period, rate limits, cache opt-in, allowed models and endpoints or expiry (options
     left out are kept)."""
     from gateway.audit import key_changes
-    from gateway.keys.records import endpoint_names, model_names
 
     given = dict(
         budget_usd=budget_usd,
@@ -227,17 +226,10 @@ def keys_update(
         auto_route=auto_route,
     )
     changes: dict[str, object] = {k: v for k, v in given.items() if v is not None}
-    for name in clear or ():
-        if name not in _CLEARABLE:
-            raise fail(f"--clear takes {', '.join(_CLEARABLE)}, not {name!r}")
-        changes[name] = None
+    changes.update(_cleared_and_lists(clear, _CLEARABLE, models, endpoints))
     settings = _settings(config)
     store = _keystore(settings)
     try:
-        if models is not None:
-            changes["models"] = model_names(models)
-        if endpoints is not None:
-            changes["endpoints"] = endpoint_names(endpoints)
         if expires_in is not None:
             changes["expires_at"] = _expires_at(expires_in)
         old = store.get(key_id)
@@ -299,20 +291,11 @@ def keys_team(
     """Set a team's budget, shared by all of the team's keys (no --budget-usd: no limit), and the models and
     endpoints its keys may use (left out: kept)."""
     from gateway.audit import team_changes
-    from gateway.keys.records import endpoint_names, model_names
 
-    lists: dict[str, Any] = {}
-    for name in clear or ():
-        if name not in ("models", "endpoints"):
-            raise fail(f"--clear takes models or endpoints, not {name!r}")
-        lists[name] = None
+    lists = _cleared_and_lists(clear, ("models", "endpoints"), models, endpoints)
     settings = _settings(config)
     store = _keystore(settings)
     try:
-        if models is not None:
-            lists["models"] = model_names(models)
-        if endpoints is not None:
-            lists["endpoints"] = endpoint_names(endpoints)
         old = store.get_team(team_id)
         team = store.set_team(team_id, budget_usd=budget_usd, period=period, **lists)
     except ValueError as exc:
@@ -321,6 +304,27 @@ def keys_team(
     if diff:
         _audit(settings, "team.updated", "team", team_id, diff)
     console.print(f"team {team_id}: budget {'none' if budget_usd is None else f'${budget_usd:.2f}'} ({period})")
+
+
+def _cleared_and_lists(
+    clear: list[str] | None, clearable: tuple[str, ...], models: str | None, endpoints: str | None
+) -> dict[str, Any]:
+    """``--clear`` names (each one of ``clearable``) as None, then the parsed ``--models`` / ``--endpoints``."""
+    from gateway.keys.records import endpoint_names, model_names
+
+    out: dict[str, Any] = {}
+    for name in clear or ():
+        if name not in clearable:
+            raise fail(f"--clear takes {', '.join(clearable)}, not {name!r}")
+        out[name] = None
+    try:
+        if models is not None:
+            out["models"] = model_names(models)
+        if endpoints is not None:
+            out["endpoints"] = endpoint_names(endpoints)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    return out
 
 
 def register(app: typer.Typer) -> None:
